@@ -1,0 +1,47 @@
+"""The Quart app factory: one blueprint per domain, auth and JSON errors around them."""
+
+from __future__ import annotations
+
+from quart import Quart, request
+from werkzeug.exceptions import HTTPException
+
+from api import operator_routes, source_routes
+from api.auth import OPEN_PATHS, authorized
+from api.control_client import ControlClient
+from api.documents import Documents
+from api.responses import error_response
+from api.state_view import StateView
+from protocol.config import Settings
+
+_ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large",
+                415: "unsupported_media_type"}
+
+
+def create_app(settings: Settings, view: StateView, control: ControlClient) -> Quart:
+    app = Quart("icey-api")
+    app.config.update(ICEY_SETTINGS=settings, ICEY_DOCUMENTS=Documents(settings, view), ICEY_CONTROL=control,
+                      MAX_CONTENT_LENGTH=1 << 20)
+    app.register_blueprint(operator_routes.bp)
+    app.register_blueprint(source_routes.bp)
+
+    @app.before_request
+    async def require_token():
+        path = request.path
+        if not path.startswith("/api/") or path in OPEN_PATHS or path == "/api/ready":
+            return None  # /api/ready answers probes without a token (with a minimal body)
+        if not authorized(request, settings.auth.token):
+            return error_response(401, "unauthorized")
+        return None
+
+    @app.errorhandler(HTTPException)
+    async def http_error(exc: HTTPException):
+        code = exc.code or 500
+        headers = {"Allow": ", ".join(exc.valid_methods)} if getattr(exc, "valid_methods", None) else None
+        return error_response(code, _ERROR_CODES.get(code, "error"), exc.description or "", headers)
+
+    @app.errorhandler(Exception)
+    async def unexpected(exc: Exception):
+        app.logger.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal", "internal error; see the server log")
+
+    return app

@@ -1,0 +1,210 @@
+"""The JSON documents of the operator contract, built from the merged state view.
+
+Every field is computed from what the supervisor and workers last pushed; nothing here blocks
+on a worker, so health and status stay fast whatever the media load.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import msgspec
+
+from api.state_view import StateView
+from protocol.config import Settings, SourceSettings
+from protocol.messages import AudioInfo, Check, ProcessInfo, VideoInfo, WorkerState
+from protocol.scrub import public_value, scrub_text
+from protocol.version import PRODUCT, SERVICE, VERSION
+
+# A worker or supervisor silent for this many heartbeats is reported, not trusted.
+SILENT_HEARTBEATS = 3
+
+
+class SourceRef(msgspec.Struct, rename="camel"):
+    value: str
+    kind: str
+    remote: bool
+    loop: bool
+
+
+class Media(msgspec.Struct, rename="camel"):
+    video: VideoInfo | None
+    audio: AudioInfo | None
+    last_packet_age_ms: int | None
+
+
+class Sessions(msgspec.Struct):
+    active: int
+    total: int
+
+
+class WorkerView(msgspec.Struct, rename="camel"):
+    pid: int | None
+    state: str
+    restarts: int
+    uptime_sec: int | None
+    last_exit_code: int | None
+    last_heartbeat_age_ms: int | None
+
+
+class Stage(msgspec.Struct):
+    enabled: bool
+    active: bool
+
+
+class Intelligence(msgspec.Struct):
+    vision: Stage
+    speech: Stage
+
+
+class SourceItem(msgspec.Struct, rename="camel"):
+    id: str
+    mode: str
+    source: SourceRef
+    state: str
+    online: bool
+    online_since: str | None
+    last_error: str | None
+    next_retry_at: str | None
+    reconnects: int
+    media: Media
+    sessions: Sessions
+    worker: WorkerView
+    intelligence: Intelligence
+
+
+def _ms(seconds: float | None) -> int | None:
+    return None if seconds is None else int(seconds * 1000)
+
+
+class Documents:
+    def __init__(self, settings: Settings, view: StateView) -> None:
+        self.settings = settings
+        self.view = view
+        self.heartbeat_sec = settings.supervisor.heartbeat_ms / 1000
+
+    # -- per source -------------------------------------------------------------------------
+
+    def _process(self, src: SourceSettings) -> ProcessInfo | None:
+        sup = self.view.supervisor
+        return sup.workers.get(src.id) if sup is not None else None
+
+    def _worker_state(self, src: SourceSettings, proc: ProcessInfo | None) -> tuple[WorkerState | None, float | None]:
+        """The worker's last snapshot if it comes from the process now running."""
+        received = self.view.workers.get(src.id)
+        if received is None:
+            return None, None
+        if proc is not None and proc.pid is not None and received.worker.pid != proc.pid:
+            return None, None  # the previous incarnation's last words; the new one has not spoken yet
+        return received.worker, received.at_mono
+
+    def source_item(self, src: SourceSettings, now: float) -> SourceItem:
+        proc = self._process(src)
+        ws, at = self._worker_state(src, proc)
+        proc_state = proc.state if proc is not None else "stopped"
+        if proc_state == "given-up":
+            state = "failed"
+        elif ws is None:
+            state = "starting" if proc_state in ("running", "restarting") or proc is None else "stopped"
+        else:
+            state = ws.state
+        online = state == "online"
+        sessions = Sessions(ws.sessions_active, ws.sessions_total) if ws else Sessions(0, 0)
+        intel = src.intelligence
+        return SourceItem(
+            id=src.id, mode=src.mode,
+            source=SourceRef(value=public_value(src.url), kind=src.kind, remote=src.remote, loop=src.loop),
+            state=state, online=online,
+            online_since=ws.online_since if ws and online else None,
+            last_error=scrub_text(ws.last_error) if ws and ws.last_error else None,
+            next_retry_at=ws.next_retry_at if ws and not online else None,
+            reconnects=ws.reconnects if ws else 0,
+            media=Media(video=ws.video if ws and online else None, audio=ws.audio if ws and online else None,
+                        last_packet_age_ms=_ms(now - ws.last_packet_mono) if ws and ws.last_packet_mono else None),
+            sessions=sessions,
+            worker=WorkerView(
+                pid=proc.pid if proc else None, state=proc_state, restarts=proc.restarts if proc else 0,
+                uptime_sec=int(now - proc.started_mono) if proc and proc.started_mono and proc.pid else None,
+                last_exit_code=proc.last_exit_code if proc else None,
+                last_heartbeat_age_ms=_ms(now - at) if at is not None else None),
+            intelligence=Intelligence(
+                vision=Stage(intel.vision.enabled, bool(ws and ws.vision_active)),
+                speech=Stage(intel.speech.enabled, bool(ws and ws.speech_active))),
+        )
+
+    def source_check(self, src: SourceSettings, item: SourceItem) -> Check:
+        name = f"source:{src.id}"
+        if item.worker.state == "given-up":
+            return Check(name, "fail", f"worker gave up after repeated crashes (last exit code "
+                                       f"{item.worker.last_exit_code})")
+        if src.kind == "none" and src.mode != "stream":
+            return Check(name, "pass", f"No configured media source required for {src.mode} mode")
+        age = item.worker.last_heartbeat_age_ms
+        if age is not None and age > SILENT_HEARTBEATS * self.heartbeat_sec * 1000:
+            return Check(name, "warn", f"worker has been silent for {age / 1000:.1f}s")
+        if item.state == "online":
+            return Check(name, "pass", f"Online since {item.online_since}")
+        if item.state == "failed":
+            return Check(name, "fail", item.last_error or "source failed")
+        detail = f"Source is {item.state}"
+        if item.last_error:
+            detail += f": {item.last_error}"
+        if item.next_retry_at:
+            detail += f"; next retry at {item.next_retry_at}"
+        return Check(name, "warn", detail)
+
+    # -- service-wide -----------------------------------------------------------------------
+
+    def _ipc_check(self, now: float) -> Check:
+        if self.view.supervisor is None or self.view.supervisor_at is None:
+            return Check("ipc", "fail", "No state received from the supervisor yet")
+        age = now - self.view.supervisor_at
+        if age > SILENT_HEARTBEATS * self.heartbeat_sec:
+            return Check("ipc", "fail", f"No state from the supervisor for {age:.1f}s")
+        return Check("ipc", "pass", f"Receiving state from the supervisor and {len(self.view.workers)} worker(s)")
+
+    def readiness(self, now: float) -> tuple[dict, list[SourceItem]]:
+        sup = self.view.supervisor
+        items = [self.source_item(src, now) for src in self.settings.sources]
+        checks = list(sup.checks) if sup else []
+        checks += [self.source_check(src, item) for src, item in zip(self.settings.sources, items, strict=True)]
+        checks.append(self._ipc_check(now))
+        degrading = sup.degrading_warnings if sup else []
+        ready = not any(c.result == "fail" for c in checks)
+        status = "error" if not ready else (
+            "degraded" if degrading or any(c.result == "warn" for c in checks) else "ok")
+        doc = {
+            "status": status, "ready": ready, "product": PRODUCT, "service": SERVICE, "mode": self.settings.mode,
+            "version": VERSION,
+            "checks": [{"name": c.name, "result": c.result, "detail": scrub_text(c.detail)} for c in checks],
+            "warnings": [scrub_text(w) for w in (sup.warnings + sup.degrading_warnings if sup else [])],
+        }
+        return doc, items
+
+    def status(self, now: float) -> dict:
+        doc, items = self.readiness(now)
+        sup = self.view.supervisor
+        first = self.settings.sources[0] if self.settings.sources else None
+        doc.update({
+            "peer": {"id": "server", "name": "Icey Server", "type": "server"},
+            "runtime": {"state": sup.runtime_state if sup else "starting"},
+            "uptimeSec": int(now - sup.started_mono) if sup else 0,
+            "sessions": {"active": sum(i.sessions.active for i in items),
+                         "total": sum(i.sessions.total for i in items)},
+            "stream": {"source": public_value(first.url) if first else "",
+                       "sourceKind": first.kind if first else "none", "loop": first.loop if first else False},
+            "record": {"dir": public_value(self.settings.record_dir)},
+            "intelligence": {"vision": any(s.intelligence.vision.enabled for s in self.settings.sources),
+                             "speech": any(s.intelligence.speech.enabled for s in self.settings.sources)},
+            "sources": items,
+            "processes": {
+                "supervisor": {"pid": sup.pid if sup else None},
+                "api": {"pid": os.getpid(), "restarts": sup.api.restarts if sup else 0,
+                        "ipcReceived": self.view.received, "ipcDropped": self.view.dropped},
+            },
+        })
+        return doc
+
+    def now(self) -> float:
+        return time.monotonic()

@@ -1,0 +1,69 @@
+"""The merged view: the latest `WorkerState` of each source and the latest `SupervisorState`,
+received on the state plane. The API owns nothing else, so a restart loses nothing."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+import zmq
+import zmq.asyncio
+
+from protocol import ipc
+from protocol.messages import SupervisorState, WorkerState, decode_state
+
+log = logging.getLogger("icey.state")
+
+
+@dataclass
+class Received:
+    worker: WorkerState
+    at_mono: float
+
+
+@dataclass
+class StateView:
+    supervisor: SupervisorState | None = None
+    supervisor_at: float | None = None
+    workers: dict[str, Received] = field(default_factory=dict)
+    received: int = 0
+    dropped: int = 0
+
+    def apply(self, data: bytes, now: float) -> None:
+        """Merge one message; garbage and out-of-order snapshots are counted and dropped."""
+        try:
+            msg = decode_state(data)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            self.dropped += 1
+            return
+        self.received += 1
+        if isinstance(msg, SupervisorState):
+            if self.supervisor is not None and msg.pid == self.supervisor.pid and msg.seq < self.supervisor.seq:
+                return
+            self.supervisor, self.supervisor_at = msg, now
+            return
+        previous = self.workers.get(msg.source_id)
+        if previous is not None and previous.worker.pid == msg.pid and msg.seq < previous.worker.seq:
+            return
+        self.workers[msg.source_id] = Received(msg, now)
+
+
+async def receive_forever(view: StateView, runtime_dir: Path) -> None:
+    ctx = zmq.asyncio.Context.instance()
+    sock = ctx.socket(zmq.SUB)
+    sock.setsockopt(zmq.RCVHWM, ipc.STATE_HWM * 4)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.SUBSCRIBE, b"")
+    sock.bind(ipc.state_endpoint(runtime_dir))
+    try:
+        while True:
+            frames = await sock.recv_multipart()
+            if len(frames) != 1:
+                view.dropped += 1
+                continue
+            view.apply(frames[0], time.monotonic())
+    finally:
+        sock.close(0)

@@ -1,0 +1,69 @@
+"""Chores every child process does the same way, so each process's code is only its job:
+die with the supervisor, log with its role, load the settings, stop on SIGTERM within a bound."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import msgspec
+
+from protocol.config import Settings
+from protocol.ipc import SETTINGS_FILE
+from protocol.logs import setup_logging
+from protocol.scrub import register_secrets
+
+PR_SET_PDEATHSIG = 1
+SUPERVISOR_PID_ENV = "ICEY_SUPERVISOR_PID"
+SHUTDOWN_GRACE_SEC = 3.0
+
+
+def die_with_parent() -> None:
+    """SIGTERM this process when the supervisor dies, even by SIGKILL; exit at once if the
+    supervisor is already gone (the race between fork and prctl)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    expected = os.environ.get(SUPERVISOR_PID_ENV)
+    if expected and os.getppid() != int(expected):
+        os._exit(1)
+
+
+def load_settings(runtime_dir: Path) -> Settings:
+    settings = msgspec.json.decode((runtime_dir / SETTINGS_FILE).read_bytes(), type=Settings)
+    register_secrets(settings.auth.token, settings.turn.secret)
+    return settings
+
+
+def run_child(role: str, level: str, main: Callable[[], Awaitable[None]]) -> None:
+    """Run `main` until it returns or SIGTERM/SIGINT arrives; a stuck shutdown is cut short."""
+    die_with_parent()
+    log = setup_logging(role, level)
+
+    async def runner() -> None:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+
+        def stop() -> None:
+            log.debug("stop requested")
+            loop.call_later(SHUTDOWN_GRACE_SEC, lambda: os._exit(0))
+            task.cancel()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop)
+        try:
+            await main()
+        except asyncio.CancelledError:
+            pass
+
+    try:
+        asyncio.run(runner())
+    except Exception:
+        logging.getLogger("icey").exception("%s crashed", role)
+        sys.exit(1)

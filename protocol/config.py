@@ -1,0 +1,216 @@
+"""Config schema (icey's JSON keys, plus `sources`, `stun` and `supervisor`) and the resolved
+settings the supervisor hands to every child process.
+
+The file schema mirrors the C++ icey-server key for key, so its config files load unchanged;
+`Settings` is what all three processes run on, written once by the supervisor and read by the
+children, so no process re-parses flags or env on its own.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+MODES = ("stream", "record", "relay")
+LOG_LEVELS = ("trace", "debug", "info", "warn", "error")
+WILDCARD_HOSTS = ("", "0.0.0.0", "::")
+
+
+class _Camel(msgspec.Struct, rename="camel", omit_defaults=False):
+    pass
+
+
+class HttpConfig(_Camel):
+    host: str = "0.0.0.0"
+    port: int = 4500
+
+
+class TlsConfig(_Camel):
+    cert: str = ""
+    key: str = ""
+
+
+class AuthConfig(_Camel):
+    token: str = ""
+    allowed_origins: list[str] = []
+
+
+class VideoConfig(_Camel):
+    codec: str = "h264"
+    width: int = 1280
+    height: int = 720
+    fps: int = 30
+    bitrate: int = 2_000_000
+
+
+class AudioConfig(_Camel):
+    codec: str = "libopus"
+    channels: int = 2
+    sample_rate: int = 48_000
+    bitrate: int = 128_000
+
+
+class NormalizeConfig(_Camel):
+    width: int = 0
+    height: int = 0
+    pixel_fmt: str = ""
+
+
+class MotionConfig(_Camel):
+    grid_width: int = 32
+    grid_height: int = 18
+    warmup_frames: int = 2
+    threshold: float = 0.08
+    cooldown_usec: int = 500_000
+
+
+class SnapshotsConfig(_Camel):
+    enabled: bool = False
+    dir: str = ""
+    min_interval_usec: int = 1_000_000
+
+
+class ClipsConfig(_Camel):
+    enabled: bool = False
+    dir: str = ""
+    pre_roll_usec: int = 1_000_000
+    post_roll_usec: int = 3_000_000
+
+
+class VisionConfig(_Camel):
+    enabled: bool = False
+    every_nth_frame: int = 6
+    min_interval_usec: int = 200_000
+    queue_depth: int = 8
+    normalize: NormalizeConfig = msgspec.field(default_factory=NormalizeConfig)
+    motion: MotionConfig = msgspec.field(default_factory=MotionConfig)
+    snapshots: SnapshotsConfig = msgspec.field(default_factory=SnapshotsConfig)
+    clips: ClipsConfig = msgspec.field(default_factory=ClipsConfig)
+
+
+class SpeechConfig(_Camel):
+    enabled: bool = False
+    queue_depth: int = 32
+    start_threshold: float = 0.045
+    stop_threshold: float = 0.020
+    min_silence_usec: int = 250_000
+    update_interval_usec: int = 250_000
+
+
+class IntelligenceConfig(_Camel):
+    vision: VisionConfig = msgspec.field(default_factory=VisionConfig)
+    speech: SpeechConfig = msgspec.field(default_factory=SpeechConfig)
+
+
+class MediaConfig(_Camel):
+    mode: str = "stream"
+    source: str = ""
+    record_dir: str = "./recordings"
+    loop: bool = True
+    passthrough_video: bool = False
+    video: VideoConfig = msgspec.field(default_factory=VideoConfig)
+    audio: AudioConfig = msgspec.field(default_factory=AudioConfig)
+    intelligence: IntelligenceConfig = msgspec.field(default_factory=IntelligenceConfig)
+
+
+class TurnConfig(_Camel):
+    enabled: bool = True
+    port: int = 3478
+    realm: str = "0state.com"
+    external_ip: str = ""
+    username: str = ""
+    secret: str = ""
+    credential_ttl_seconds: int = 3600
+    allow_local_relay: bool = False
+
+
+class StunConfig(_Camel):
+    """STUN servers handed to browsers and used by the server's ICE agent. Empty by default:
+    icey hard-codes a third-party STUN server, which a closed network cannot reach."""
+
+    urls: list[str] = []
+
+
+class SupervisorConfig(_Camel):
+    """Restart policy knobs. Defaults suit production; tests shrink them."""
+
+    restart_initial_ms: int = 500
+    restart_max_ms: int = 30_000
+    stable_after_sec: float = 30.0
+    crash_loop_limit: int = 5
+    crash_loop_window_sec: float = 60.0
+    stop_timeout_sec: float = 5.0
+    heartbeat_ms: int = 1000
+
+
+class SourceEntry(_Camel):
+    """One item of the `sources` list. Keys other than id/source are per-source overrides of
+    `media.*`, deep-merged onto the global media block."""
+
+    id: str = ""
+    source: str = ""
+    mode: str | None = None
+    loop: bool | None = None
+    passthrough_video: bool | None = None
+    video: dict | None = None
+    audio: dict | None = None
+    intelligence: dict | None = None
+
+
+class FileConfig(_Camel):
+    http: HttpConfig = msgspec.field(default_factory=HttpConfig)
+    tls: TlsConfig = msgspec.field(default_factory=TlsConfig)
+    auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
+    media: MediaConfig = msgspec.field(default_factory=MediaConfig)
+    turn: TurnConfig = msgspec.field(default_factory=TurnConfig)
+    stun: StunConfig = msgspec.field(default_factory=StunConfig)
+    web_root: str = "./web/dist"
+    sources: list[SourceEntry] = []
+    supervisor: SupervisorConfig = msgspec.field(default_factory=SupervisorConfig)
+
+
+# Per-source override blocks are typed by the matching media sub-struct for validation.
+SOURCE_OVERRIDE_TYPES: dict[str, type] = {
+    "video": VideoConfig,
+    "audio": AudioConfig,
+    "intelligence": IntelligenceConfig,
+}
+
+
+class SourceSettings(_Camel):
+    """One resolved source: what its worker opens and how the API describes it."""
+
+    id: str
+    index: int
+    url: str
+    kind: str  # rtsp | file | device | url | demo | none
+    remote: bool
+    live: bool
+    mode: str
+    loop: bool
+    passthrough_video: bool
+    video: VideoConfig
+    audio: AudioConfig
+    intelligence: IntelligenceConfig
+
+
+class Settings(_Camel):
+    """Everything every process needs, after defaults < file < env < flags."""
+
+    config_path: str
+    config_exists: bool
+    config_error: str | None
+    http: HttpConfig
+    tls: TlsConfig
+    auth: AuthConfig
+    turn: TurnConfig
+    stun: StunConfig
+    web_root: str
+    record_dir: str
+    mode: str
+    log_level: str
+    sources: list[SourceSettings]
+    supervisor: SupervisorConfig
+    warnings: list[str] = []
+
+    def source(self, source_id: str) -> SourceSettings | None:
+        return next((s for s in self.sources if s.id == source_id), None)

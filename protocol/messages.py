@@ -1,0 +1,143 @@
+"""Wire messages of the ZeroMQ state plane and control channel (msgpack via msgspec).
+
+State plane (PUB -> the API's SUB): workers send `WorkerState`, the supervisor sends
+`SupervisorState`; each is a full snapshot, so a restarted API is whole again after one
+heartbeat. Control channel (API DEALER -> worker ROUTER): `ControlRequest` / `ControlReply`.
+Times named `*_mono` are CLOCK_MONOTONIC seconds, which all processes on one host share.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+SCHEMA_VERSION = 1
+
+
+class Check(msgspec.Struct, frozen=True):
+    name: str
+    result: str  # pass | warn | fail
+    detail: str
+
+
+class VideoInfo(msgspec.Struct, rename="camel"):
+    codec: str
+    width: int
+    height: int
+    fps: float
+    bitrate_kbps: int
+    keyframe_interval_sec: float | None
+
+
+class AudioInfo(msgspec.Struct, rename="camel"):
+    codec: str
+    sample_rate: int
+    channels: int
+
+
+class WorkerState(msgspec.Struct, tag="worker", kw_only=True):
+    """A worker's full view of its source, sent on every change and every heartbeat."""
+
+    source_id: str
+    pid: int
+    seq: int
+    state: str  # starting | connecting | online | reconnecting | offline | failed | stopped
+    online_since: str | None = None  # RFC 3339 UTC
+    last_error: str | None = None  # already scrubbed by the worker
+    next_retry_at: str | None = None  # RFC 3339 UTC
+    reconnects: int = 0
+    video: VideoInfo | None = None
+    audio: AudioInfo | None = None
+    last_packet_mono: float | None = None
+    sessions_active: int = 0
+    sessions_total: int = 0
+    vision_active: bool = False
+    speech_active: bool = False
+    changed_mono: float = 0.0  # when `state`/media last changed, for freshness measurement
+
+
+class ProcessInfo(msgspec.Struct, kw_only=True):
+    """The supervisor's view of one child process."""
+
+    role: str  # api | worker:<id>
+    pid: int | None
+    state: str  # running | restarting | given-up | stopped
+    restarts: int = 0
+    started_mono: float | None = None
+    last_exit_code: int | None = None
+    next_restart_mono: float | None = None
+
+
+class SupervisorState(msgspec.Struct, tag="supervisor", kw_only=True):
+    """Service-wide facts that must survive an API restart."""
+
+    pid: int
+    seq: int
+    runtime_state: str  # starting | running | stopping
+    started_mono: float
+    checks: list[Check]  # static preflight checks, in contract order, before the source checks
+    warnings: list[str]
+    degrading_warnings: list[str]
+    api: ProcessInfo
+    workers: dict[str, ProcessInfo]
+
+
+StateMessage = WorkerState | SupervisorState
+
+
+class DescribeRequest(msgspec.Struct, tag="describe"):
+    """Ask a worker for its live view of the source (streams as the demuxer sees them)."""
+
+
+ControlRequest = DescribeRequest
+
+
+class StreamDescription(msgspec.Struct, rename="camel"):
+    index: int
+    type: str
+    codec: str
+    profile: str | None
+    time_base: str | None
+    width: int | None = None
+    height: int | None = None
+    pix_fmt: str | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    has_extradata: bool = False
+
+
+class SourceDescription(msgspec.Struct, rename="camel", tag="description"):
+    source_id: str
+    state: str
+    container: str | None
+    opened_at: str | None
+    packets: int
+    bytes: int
+    streams: list[StreamDescription]
+
+
+class ControlError(msgspec.Struct, tag="error"):
+    code: str  # an HTTP-ish error code name, e.g. "unavailable", "bad_request"
+    detail: str
+
+
+ControlReply = SourceDescription | ControlError
+
+_state_encoder = msgspec.msgpack.Encoder()
+_state_decoder = msgspec.msgpack.Decoder(StateMessage)
+_request_decoder = msgspec.msgpack.Decoder(ControlRequest)
+_reply_decoder = msgspec.msgpack.Decoder(ControlReply)
+
+encode = _state_encoder.encode
+
+
+def decode_state(data: bytes) -> StateMessage:
+    """Raises msgspec.DecodeError / ValidationError on garbage; callers count and drop."""
+    return _state_decoder.decode(data)
+
+
+def decode_request(data: bytes) -> ControlRequest:
+    return _request_decoder.decode(data)
+
+
+def decode_reply(data: bytes) -> ControlReply:
+    return _reply_decoder.decode(data)

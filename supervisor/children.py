@@ -1,0 +1,105 @@
+"""One supervised child process: spawn, relay its output to the log, restart it with backoff,
+give it up after a crash loop, stop it within a bound."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+
+from protocol.child import SUPERVISOR_PID_ENV
+from protocol.logs import LINE_PREFIX, format_line
+from protocol.messages import ProcessInfo
+from protocol.scrub import scrub_text
+from supervisor.restart_policy import RestartPolicy
+
+log = logging.getLogger("icey.children")
+
+
+def exit_code(returncode: int) -> int:
+    """A shell-style code: killed by signal N reports 128+N (SIGKILL -> 137)."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+class Child:
+    def __init__(self, role: str, argv: list[str], policy: RestartPolicy, on_change: Callable[[], None],
+                 pass_fds: tuple[int, ...] = ()) -> None:
+        self.role = role
+        self.argv = argv
+        self.policy = policy
+        self.on_change = on_change
+        self.pass_fds = pass_fds
+        self.info = ProcessInfo(role=role, pid=None, state="stopped")
+        self.proc: asyncio.subprocess.Process | None = None
+        self.stopping = False
+        self.given_up = asyncio.Event()
+
+    async def _spawn(self) -> asyncio.subprocess.Process:
+        env = {**os.environ, SUPERVISOR_PID_ENV: str(os.getpid())}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, *self.argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT, pass_fds=self.pass_fds, env=env, start_new_session=True)
+        return proc
+
+    async def _relay_output(self, proc: asyncio.subprocess.Process) -> None:
+        """Formatted lines pass through; anything raw (a traceback) is wrapped with the role."""
+        assert proc.stdout is not None
+        while line := await proc.stdout.readline():
+            text = line.decode("utf-8", "replace").rstrip("\n")
+            out = scrub_text(text) if LINE_PREFIX.match(text) else format_line(self.role, "error", text)
+            sys.stderr.write(out + "\n")
+            sys.stderr.flush()
+
+    async def keep_running(self) -> None:
+        while not self.stopping:
+            started = time.monotonic()
+            self.proc = proc = await self._spawn()
+            self.info.pid, self.info.state, self.info.started_mono = proc.pid, "running", started
+            self.info.next_restart_mono = None
+            self.on_change()
+            relay = asyncio.create_task(self._relay_output(proc))
+            returncode = await proc.wait()
+            await asyncio.wait({relay}, timeout=1.0)
+            self.info.last_exit_code = exit_code(returncode)
+            if self.stopping:
+                break
+            now = time.monotonic()
+            delay = self.policy.next_delay(now, now - started)
+            if delay is None:
+                self.info.state, self.info.pid = "given-up", None
+                log.error("%s exited with code %d; crash loop, giving up", self.role, self.info.last_exit_code)
+                self.on_change()
+                self.given_up.set()
+                return
+            self.info.state, self.info.pid, self.info.next_restart_mono = "restarting", None, now + delay
+            log.warning("%s exited with code %d; restarting in %.1fs", self.role, self.info.last_exit_code, delay)
+            self.on_change()
+            await asyncio.sleep(delay)
+            self.info.restarts += 1
+        self.info.state, self.info.pid = "stopped", None
+        self.on_change()
+
+    def signal(self, sig: int) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            try:
+                os.kill(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    async def stop(self, timeout: float) -> None:
+        """SIGTERM, then SIGKILL after `timeout`."""
+        self.stopping = True
+        proc = self.proc
+        if proc is None or proc.returncode is not None:
+            return
+        self.signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), timeout)
+        except TimeoutError:
+            log.warning("%s did not stop within %.1fs; killing it", self.role, timeout)
+            self.signal(signal.SIGKILL)
+            await proc.wait()

@@ -1,0 +1,73 @@
+"""`icey-server`: flags and config, `--doctor`, the preflight gate, the banner, then the service."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+
+from protocol.logs import setup_logging
+from protocol.scrub import register_secrets, strip_userinfo
+from protocol.version import SERVICE, VERSION
+from supervisor import preflight
+from supervisor.config_loader import load_settings
+from supervisor.errors import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, StartupError
+from supervisor.flags import USAGE, parse_flags
+
+
+def _banner(settings, scheme: str) -> str:
+    lines = [f"icey-server listening on {settings.http.host}:{settings.http.port}",
+             f"Web UI: {scheme}://localhost:{settings.http.port}/",
+             f"Config: {settings.config_path} ({'loaded' if settings.config_exists else 'defaults'})"]
+    for src in settings.sources:
+        shown = strip_userinfo(src.url) if src.url else "(none)"
+        lines.append(f"Source {src.id}: {shown} ({src.mode}, {src.kind})")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        flags = parse_flags(argv)
+        if flags.help:
+            sys.stdout.write(USAGE)
+            return EXIT_OK
+        if flags.version:
+            print(f"{SERVICE} {VERSION}")
+            return EXIT_OK
+        settings = load_settings(flags, os.environ)
+        register_secrets(settings.auth.token, settings.turn.secret)
+        log = setup_logging("supervisor", settings.log_level)
+        if flags.doctor:
+            report, ready = preflight.doctor_report(settings)
+            print(json.dumps(report, indent=2))
+            return EXIT_OK if ready else EXIT_RUNTIME
+        if settings.config_error is not None:
+            print(f"Error: invalid config file '{settings.config_path}': {settings.config_error}", file=sys.stderr)
+            return EXIT_CONFIG
+        for warning in settings.warnings:
+            print(f"Warning: {warning}", file=sys.stderr)
+        checks = preflight.gate(settings)
+        degrading = preflight.degrading_warnings(settings)
+        http_socket = preflight.bind_http(settings)
+        preflight.probe_turn_ports(settings)
+    except StartupError as exc:
+        print(exc.message, file=sys.stderr)
+        if exc.show_usage:
+            sys.stderr.write(USAGE)
+        return exc.exit_code
+    for warning in degrading:
+        print(f"Warning: {warning}", file=sys.stderr)
+    if not settings.auth.token:
+        print("Warning: ICEY_AUTH_TOKEN is not set; HTTP API access is open.", file=sys.stderr)
+    print(_banner(settings, "https" if settings.tls.cert else "http"), flush=True)
+
+    from supervisor.service import Service
+
+    log.info("starting %d source(s)", len(settings.sources))
+    return asyncio.run(Service(settings, checks, degrading, http_socket).run())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,290 @@
+"""Settings from defaults < config file < ICEY_* env < flags (icey-reference 1.2-1.5).
+
+A config written for the C++ icey-server (one `media.source`) becomes one source; a `sources`
+list gives several. Every error names the offending key path; unknown keys only warn.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import typing
+from pathlib import Path
+
+import msgspec
+
+from protocol.config import (
+    MODES,
+    SOURCE_OVERRIDE_TYPES,
+    FileConfig,
+    MediaConfig,
+    Settings,
+    SourceEntry,
+    SourceSettings,
+)
+from protocol.source_kind import DEMO_SCHEME, classify
+from supervisor.errors import ConfigError, UsageError
+from supervisor.flags import Flags, check_log_level, check_mode, parse_port
+
+DEFAULT_CONFIG = "./config.json"
+MAX_TURN_TTL = 86_400
+SOURCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+DEMO_SOURCES = (
+    ("demo-1", f"{DEMO_SCHEME}testsrc2?size=640x360&rate=25&tone=440"),
+    ("demo-2", f"{DEMO_SCHEME}smptehdbars?size=640x360&rate=25&tone=660"),
+    ("demo-3", f"{DEMO_SCHEME}life?size=640x360&rate=25&tone=880"),
+)
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _env(environ: typing.Mapping[str, str], name: str) -> str | None:
+    """Empty means unset, as in icey (secrets excepted, see `_env_secret`)."""
+    value = environ.get(name)
+    return value if value else None
+
+
+def _env_bool(environ: typing.Mapping[str, str], name: str) -> bool | None:
+    value = _env(environ, name)
+    if value is None or value == "auto":
+        return None
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise UsageError(f"Error: invalid {name} '{value}'. Expected true, false, or auto.")
+
+
+def unknown_keys(raw: object, schema: type, prefix: str = "") -> list[str]:
+    """Dotted paths of keys the schema does not know (recursing where both sides are objects)."""
+    if not isinstance(raw, dict):
+        return []
+    fields = {f.encode_name: f for f in msgspec.structs.fields(schema)}
+    found: list[str] = []
+    for key, value in raw.items():
+        path = f"{prefix}{key}"
+        info = fields.get(key)
+        if info is None:
+            found.append(path)
+            continue
+        sub = _struct_of(info.type)
+        if schema is SourceEntry and key in SOURCE_OVERRIDE_TYPES:
+            sub = SOURCE_OVERRIDE_TYPES[key]
+        if sub is not None:
+            found += unknown_keys(value, sub, path + ".")
+        elif typing.get_origin(info.type) is list and isinstance(value, list):
+            item = _struct_of(typing.get_args(info.type)[0])
+            for i, element in enumerate(value):
+                if item is not None:
+                    found += unknown_keys(element, item, f"{path}[{i}].")
+    return found
+
+
+def _struct_of(tp: object) -> type | None:
+    return tp if isinstance(tp, type) and issubclass(tp, msgspec.Struct) else None
+
+
+def _validation_reason(exc: msgspec.ValidationError, prefix: str = "") -> str:
+    """msgspec says "... - at `$.http.port`"; we say "... at http.port"."""
+    text = str(exc)
+    match = re.search(r" - at `\$\.?(.*)`$", text)
+    if not match:
+        return text
+    path = prefix + match.group(1)
+    return f"{text[: match.start()]} at {path.rstrip('.')}"
+
+
+def _deep_merge(base: dict, override: dict) -> dict:
+    merged = dict(base)
+    for key, value in override.items():
+        merged[key] = _deep_merge(merged[key], value) if isinstance(value, dict) and isinstance(
+            merged.get(key), dict) else value
+    return merged
+
+
+def _check_port(value: int, key: str) -> None:
+    if not 1 <= value <= 65535:
+        raise ConfigError(f"invalid {key} {value}: expected 1..65535")
+
+
+def _read_file(path: Path) -> tuple[dict, list[str]]:
+    """The raw file and its warnings; raises ConfigError with the reason icey would give."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        raise ConfigError("Cannot open config file") from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"JSON syntax error: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError("expected a JSON object at the top level")
+    return raw, [f"unknown config key '{k}' (ignored)" for k in unknown_keys(raw, FileConfig)]
+
+
+def _validate(cfg: FileConfig, warnings: list[str]) -> None:
+    _check_port(cfg.http.port, "http.port")
+    _check_port(cfg.turn.port, "turn.port")
+    if cfg.media.mode not in MODES:
+        raise ConfigError(f"invalid media.mode '{cfg.media.mode}': expected stream, record, or relay")
+    seen: set[str] = set()
+    for i, entry in enumerate(cfg.sources):
+        if entry.id and not SOURCE_ID.match(entry.id):
+            raise ConfigError(f"invalid sources[{i}].id '{entry.id}': expected 1-64 of A-Z a-z 0-9 _ -,"
+                              " starting with a letter or digit")
+        if entry.id in seen:
+            raise ConfigError(f"duplicate sources[{i}].id '{entry.id}'")
+        seen.add(entry.id)
+        if entry.mode is not None and entry.mode not in MODES:
+            raise ConfigError(f"invalid sources[{i}].mode '{entry.mode}': expected stream, record, or relay")
+    if cfg.turn.credential_ttl_seconds > MAX_TURN_TTL:
+        warnings.append(f"turn.credentialTtlSeconds {cfg.turn.credential_ttl_seconds} clamped to {MAX_TURN_TTL}")
+        cfg.turn.credential_ttl_seconds = MAX_TURN_TTL
+
+
+def _resolve_file_paths(cfg: FileConfig, base: Path, raw: dict) -> None:
+    """Only values from the file are relative to the file's directory (icey 1.5)."""
+
+    def resolve(value: str) -> str:
+        return str((base / value).resolve()) if value and not os.path.isabs(value) else value
+
+    def resolve_source(value: str) -> str:
+        return resolve(value) if classify(value).kind == "file" and "://" not in value else value
+
+    cfg.tls.cert, cfg.tls.key = resolve(cfg.tls.cert), resolve(cfg.tls.key)
+    cfg.media.source = resolve_source(cfg.media.source)
+    cfg.media.record_dir = resolve(cfg.media.record_dir)
+    if "webRoot" in raw:
+        cfg.web_root = resolve(cfg.web_root)
+    for entry in cfg.sources:
+        entry.source = resolve_source(entry.source)
+
+
+def _apply_env(cfg: FileConfig, env: typing.Mapping[str, str]) -> list[tuple[str | None, str]] | None:
+    """Env overrides; returns the env's source list (None when ICEY_SOURCE is unset)."""
+    if (v := _env(env, "ICEY_HOST")) is not None:
+        cfg.http.host = v
+    if (v := _env(env, "ICEY_PORT")) is not None:
+        cfg.http.port = parse_port(v, "ICEY_PORT")
+    if (v := _env(env, "ICEY_TURN_PORT")) is not None:
+        cfg.turn.port = parse_port(v, "ICEY_TURN_PORT")
+    if (v := _env(env, "ICEY_TURN_EXTERNAL_IP")) is not None:
+        cfg.turn.external_ip = v
+    if (v := _env(env, "ICEY_MODE")) is not None:
+        cfg.media.mode = check_mode(v, "ICEY_MODE")
+    if (v := _env(env, "ICEY_RECORD_DIR")) is not None:
+        cfg.media.record_dir = v
+    if (v := _env(env, "ICEY_WEB_ROOT")) is not None:
+        cfg.web_root = v
+    if (v := _env(env, "ICEY_TLS_CERT")) is not None:
+        cfg.tls.cert = v
+    if (v := _env(env, "ICEY_TLS_KEY")) is not None:
+        cfg.tls.key = v
+    if (b := _env_bool(env, "ICEY_LOOP")) is not None:
+        cfg.media.loop = b
+    if (b := _env_bool(env, "ICEY_TURN")) is not None:
+        cfg.turn.enabled = b
+    # Secrets: set-but-empty overrides the file (icey), so an operator can clear a file secret.
+    if "ICEY_AUTH_TOKEN" in env:
+        cfg.auth.token = env["ICEY_AUTH_TOKEN"]
+    if "ICEY_TURN_SECRET" in env:
+        cfg.turn.secret = env["ICEY_TURN_SECRET"]
+    source = _env(env, "ICEY_SOURCE")
+    return [(None, source)] if source is not None else None
+
+
+def _apply_flags(cfg: FileConfig, flags: Flags) -> None:
+    for attr, target, name in (
+        ("host", cfg.http, "host"), ("port", cfg.http, "port"), ("tls_cert", cfg.tls, "cert"),
+        ("tls_key", cfg.tls, "key"), ("turn_port", cfg.turn, "port"),
+        ("turn_external_ip", cfg.turn, "external_ip"), ("mode", cfg.media, "mode"),
+        ("record_dir", cfg.media, "record_dir"), ("loop", cfg.media, "loop"), ("turn", cfg.turn, "enabled"),
+    ):
+        value = getattr(flags, attr)
+        if value is not None:
+            setattr(target, name, value)
+    if flags.web_root is not None:
+        cfg.web_root = flags.web_root
+
+
+def _source_entries(cfg: FileConfig, override: list[tuple[str | None, str]] | None,
+                    raw_sources: list) -> list[tuple[SourceEntry, dict]]:
+    """(entry, its raw per-source overrides) in order; env/flag sources replace the file's."""
+    if override is not None:
+        return [(SourceEntry(id=i or "", source=url), {}) for i, url in override]
+    if cfg.sources:
+        return [(e, raw_sources[n] if n < len(raw_sources) and isinstance(raw_sources[n], dict) else {})
+                for n, e in enumerate(cfg.sources)]
+    if cfg.media.source or cfg.media.mode != "stream":
+        return [(SourceEntry(source=cfg.media.source), {})]
+    return []
+
+
+def _resolve_sources(cfg: FileConfig, entries: list[tuple[SourceEntry, dict]]) -> list[SourceSettings]:
+    media_raw = msgspec.to_builtins(cfg.media)
+    resolved: list[SourceSettings] = []
+    used = {e.id for e, _ in entries if e.id}
+    for n, (entry, raw) in enumerate(entries):
+        source_id = entry.id
+        if not source_id:
+            k = n + 1
+            while f"source-{k}" in used:
+                k += 1
+            source_id = f"source-{k}"
+            used.add(source_id)
+        if not SOURCE_ID.match(source_id):
+            raise UsageError(f"Error: invalid source id '{source_id}'. Expected 1-64 of A-Z a-z 0-9 _ -.")
+        overrides = {key: raw[key] for key in SOURCE_OVERRIDE_TYPES if isinstance(raw.get(key), dict)}
+        try:
+            media = msgspec.convert(_deep_merge(media_raw, overrides), MediaConfig)
+        except msgspec.ValidationError as exc:
+            raise ConfigError(_validation_reason(exc, f"sources[{n}].")) from None
+        kind = classify(entry.source)
+        loop = media.loop if entry.loop is None else entry.loop
+        resolved.append(SourceSettings(
+            id=source_id, index=n, url=entry.source, kind=kind.kind, remote=kind.remote, live=kind.live,
+            mode=entry.mode or cfg.media.mode, loop=loop and not kind.live,
+            passthrough_video=media.passthrough_video if entry.passthrough_video is None else entry.passthrough_video,
+            video=media.video, audio=media.audio, intelligence=media.intelligence,
+        ))
+    if len({s.id for s in resolved}) != len(resolved):
+        raise UsageError("Error: duplicate source id among --source flags.")
+    return resolved
+
+
+def load_settings(flags: Flags, env: typing.Mapping[str, str]) -> Settings:
+    """Raises UsageError (2) for bad env/flag values and ConfigError (3) for a missing explicit
+    config file. An invalid file does not raise: it is reported in `config_error` (so `--doctor`
+    can show it) and the caller exits 3."""
+    env_level = _env(env, "ICEY_LOG_LEVEL")
+    log_level = flags.log_level or (check_log_level(env_level, "ICEY_LOG_LEVEL") if env_level else "info")
+    explicit = flags.config or _env(env, "ICEY_CONFIG")
+    path = Path(explicit or DEFAULT_CONFIG)
+    exists = path.is_file()
+    if explicit and not path.exists():
+        raise ConfigError(f"Error: config file not found: {explicit}")
+    cfg, warnings, error, raw = FileConfig(), [], None, {}
+    if exists:
+        try:
+            raw, warnings = _read_file(path)
+            cfg = msgspec.convert(raw, FileConfig)
+            _validate(cfg, warnings)
+            _resolve_file_paths(cfg, path.resolve().parent, raw)
+        except msgspec.ValidationError as exc:
+            error = _validation_reason(exc)
+        except ConfigError as exc:
+            error = exc.message
+        if error is not None:  # icey: on any failure the whole config reverts to defaults
+            cfg, raw = FileConfig(), {}
+    env_sources = _apply_env(cfg, env)
+    _apply_flags(cfg, flags)
+    source_override = [*flags.sources] if flags.sources else env_sources
+    if flags.demo:
+        source_override = [*(source_override or []), *DEMO_SOURCES]
+    sources = _resolve_sources(cfg, _source_entries(cfg, source_override, raw.get("sources") or []))
+    return Settings(
+        config_path=str(path), config_exists=exists, config_error=error, http=cfg.http, tls=cfg.tls,
+        auth=cfg.auth, turn=cfg.turn, stun=cfg.stun, web_root=cfg.web_root, record_dir=cfg.media.record_dir,
+        mode=cfg.media.mode, log_level=log_level, sources=sources, supervisor=cfg.supervisor, warnings=warnings,
+    )

@@ -1,0 +1,123 @@
+"""The running service: start the API and one worker per source, publish their lifecycle on
+the state plane, stop everything on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import signal
+import socket
+import time
+from pathlib import Path
+
+import msgspec
+import zmq
+
+from protocol import ipc
+from protocol.config import Settings
+from protocol.messages import Check, SupervisorState, encode
+from supervisor.children import Child
+from supervisor.errors import EXIT_OK, EXIT_RUNTIME
+from supervisor.restart_policy import RestartPolicy
+
+log = logging.getLogger("icey.supervisor")
+
+
+class Service:
+    def __init__(self, settings: Settings, checks: list[Check], degrading: list[str],
+                 http_socket: socket.socket) -> None:
+        self.settings = settings
+        self.checks = checks
+        self.degrading = degrading
+        self.http_socket = http_socket
+        self.runtime_dir: Path = ipc.create_runtime_dir()
+        self.started_mono = time.monotonic()
+        self.runtime_state = "starting"
+        self.seq = 0
+        self.ctx = zmq.Context()
+        self.pub = ipc.state_publisher(self.ctx, self.runtime_dir)
+        self.stop_requested = asyncio.Event()
+        cfg = settings.supervisor
+        common = ["--runtime-dir", str(self.runtime_dir)]
+        self.api = Child("api", ["-m", "api", *common, "--http-fd", str(http_socket.fileno())],
+                         RestartPolicy.from_config(cfg), self.publish, pass_fds=(http_socket.fileno(),))
+        self.workers = {
+            src.id: Child(f"worker:{src.id}", ["-m", "workers", *common, "--source-id", src.id],
+                          RestartPolicy.from_config(cfg), self.publish)
+            for src in settings.sources
+        }
+
+    def _write_settings(self) -> None:
+        path = self.runtime_dir / ipc.SETTINGS_FILE
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds secrets
+        with os.fdopen(fd, "wb") as f:
+            f.write(msgspec.json.encode(self.settings))
+
+    def publish(self) -> None:
+        self.seq += 1
+        state = SupervisorState(
+            pid=os.getpid(), seq=self.seq, runtime_state=self.runtime_state, started_mono=self.started_mono,
+            checks=self.checks, warnings=self.settings.warnings, degrading_warnings=self.degrading,
+            api=self.api.info, workers={sid: child.info for sid, child in self.workers.items()})
+        try:
+            self.pub.send(encode(state), zmq.NOBLOCK)
+        except zmq.Again:
+            pass  # the API lags; the next heartbeat carries the same full state
+
+    async def _heartbeat(self) -> None:
+        interval = self.settings.supervisor.heartbeat_ms / 1000
+        while True:
+            self.publish()
+            await asyncio.sleep(interval)
+
+    async def run(self) -> int:
+        self._write_settings()
+        loop = asyncio.get_running_loop()
+        signals = 0
+
+        def on_signal(sig: int) -> None:
+            nonlocal signals
+            signals += 1
+            if signals == 1:
+                log.info("received %s; stopping", signal.Signals(sig).name)
+                self.stop_requested.set()
+            else:  # a second signal: do not wait for graceful stops
+                for child in (self.api, *self.workers.values()):
+                    child.signal(signal.SIGKILL)
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal, sig)
+        children = [self.api, *self.workers.values()]
+        tasks = [asyncio.create_task(child.keep_running()) for child in children]
+        heartbeat = asyncio.create_task(self._heartbeat())
+        self.runtime_state = "running"
+        self.publish()
+        api_given_up = asyncio.create_task(self.api.given_up.wait())
+        stop = asyncio.create_task(self.stop_requested.wait())
+        await asyncio.wait({api_given_up, stop}, return_when=asyncio.FIRST_COMPLETED)
+        code = EXIT_OK if stop.done() else EXIT_RUNTIME
+        if code != EXIT_OK:
+            log.error("the API process keeps crashing; stopping the service")
+        await self.shutdown(children, tasks)
+        heartbeat.cancel()
+        for t in (api_given_up, stop):
+            t.cancel()
+        return code
+
+    async def shutdown(self, children: list[Child], tasks: list[asyncio.Task]) -> None:
+        self.runtime_state = "stopping"
+        self.publish()
+        timeout = self.settings.supervisor.stop_timeout_sec
+        # Workers first so the API can still report them stopping; then the API.
+        await asyncio.gather(*(c.stop(timeout) for c in self.workers.values()))
+        await self.api.stop(timeout)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.pub.close(0)
+        self.ctx.term()
+        self.http_socket.close()
+        shutil.rmtree(self.runtime_dir, ignore_errors=True)
+        log.info("stopped")

@@ -1,0 +1,215 @@
+"""Reads one source continuously with PyAV in a thread: opens it, paces files to real time,
+loops them, measures what arrives, and reconnects with backoff when a camera drops or hangs."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import av
+
+from protocol.config import SourceSettings
+from protocol.messages import AudioInfo, StreamDescription, VideoInfo
+from protocol.scrub import scrub_text
+from protocol.source_kind import local_path
+from workers.demo_source import DemoSource
+from workers.source_stats import SourceStats
+
+log = logging.getLogger("icey.reader")
+
+RETRY_INITIAL_SEC = 0.5
+RETRY_MAX_SEC = 10.0
+OPEN_TIMEOUT_SEC = 5.0
+# A camera that stops sending for this long is declared gone (PyAV raises on the read timeout).
+READ_TIMEOUT_SEC = 3.0
+# icey's low-latency demux options for live network sources (icey-reference 4.5).
+LIVE_OPTIONS = {"rtsp_transport": "tcp", "fflags": "nobuffer", "flags": "low_delay", "max_delay": "0",
+                "reorder_queue_size": "0", "analyzeduration": "500000", "probesize": "200000"}
+
+
+def rfc3339(wall: float | None) -> str | None:
+    if wall is None:
+        return None
+    return datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class SourceUnusable(Exception):
+    """The source's config cannot work as it stands (a missing file): state `failed`."""
+
+
+class ContainerSource:
+    """A file, camera, device or URL opened with PyAV's demuxer."""
+
+    def __init__(self, src: SourceSettings) -> None:
+        self.src = src
+        url, fmt, options = src.url, None, {}
+        if src.kind == "file":
+            url = local_path(src.url) or src.url
+            if not os.path.isfile(url):
+                raise SourceUnusable(f"Local media source not found: {url}")
+        elif src.kind == "device":
+            url, fmt = (src.url[5:] if src.url.startswith("v4l2:") else src.url), "v4l2"
+            options = {"framerate": str(src.video.fps), "video_size": f"{src.video.width}x{src.video.height}"}
+        elif src.live:
+            options = dict(LIVE_OPTIONS) if src.kind == "rtsp" else {}
+        self.container = av.open(url, format=fmt, options=options, timeout=(OPEN_TIMEOUT_SEC, READ_TIMEOUT_SEC))
+        self.format_name = self.container.format.name
+        self.video = next((s for s in self.container.streams.video), None)
+        self.audio = next((s for s in self.container.streams.audio), None)
+        if self.video is None and self.audio is None:
+            raise av.error.InvalidDataError(0, "source has neither video nor audio")
+
+    def packets(self) -> Iterator[tuple[str, av.Packet]]:
+        streams = [s for s in (self.video, self.audio) if s is not None]
+        while True:
+            for pkt in self.container.demux(streams):
+                if pkt.size == 0:  # demuxer flush marker
+                    continue
+                yield pkt.stream.type, pkt
+            if not self.src.loop:
+                return
+            self.container.seek(0)
+            yield "loop", None  # type: ignore[misc]
+
+    def close(self) -> None:
+        self.container.close()
+
+
+def _describe(kind: str, index: int, ctx: av.codec.context.CodecContext, time_base: object) -> StreamDescription:
+    return StreamDescription(
+        index=index, type=kind, codec=ctx.codec.canonical_name, profile=getattr(ctx, "profile", None),
+        time_base=str(time_base) if time_base is not None else None,
+        width=getattr(ctx, "width", None) if kind == "video" else None,
+        height=getattr(ctx, "height", None) if kind == "video" else None,
+        pix_fmt=(ctx.pix_fmt if kind == "video" else None),
+        sample_rate=getattr(ctx, "sample_rate", None) if kind == "audio" else None,
+        channels=getattr(ctx, "channels", None) if kind == "audio" else None,
+        has_extradata=bool(ctx.extradata))
+
+
+class SourceReader(threading.Thread):
+    """State lives in plain attributes written by this thread; `on_change` is called (from this
+    thread) whenever something worth an immediate state push changes."""
+
+    def __init__(self, src: SourceSettings, on_change: Callable[[], None]) -> None:
+        super().__init__(name=f"reader-{src.id}", daemon=True)
+        self.src = src
+        self.on_change = on_change
+        self.stats = SourceStats()
+        self.state = "starting"
+        self.online_since: str | None = None
+        self.last_error: str | None = None
+        self.next_retry_at: str | None = None
+        self.reconnects = 0
+        self.video: VideoInfo | None = None
+        self.audio: AudioInfo | None = None
+        self.container_name: str | None = None
+        self.opened_at: str | None = None
+        self.streams: list[StreamDescription] = []
+        self._stop = threading.Event()
+        self._video_ctx = None
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _set(self, **changes: object) -> None:
+        for key, value in changes.items():
+            setattr(self, key, value)
+        self.on_change()
+
+    def _open(self) -> DemoSource | ContainerSource:
+        if self.src.kind == "demo":
+            return DemoSource(self.src.url)
+        return ContainerSource(self.src)
+
+    def _on_open(self, source: DemoSource | ContainerSource) -> None:
+        streams: list[StreamDescription] = []
+        video = audio = None
+        if isinstance(source, DemoSource):
+            vctx, actx = source.video, source.audio
+            streams = [_describe("video", 0, vctx, vctx.time_base), _describe("audio", 1, actx, actx.time_base)]
+        else:
+            vctx = source.video.codec_context if source.video is not None else None
+            actx = source.audio.codec_context if source.audio is not None else None
+            streams = [_describe(s.type, s.index, s.codec_context, s.time_base)
+                       for s in (source.video, source.audio) if s is not None]
+        if vctx is not None:
+            video = VideoInfo(codec=vctx.codec.canonical_name, width=vctx.width, height=vctx.height, fps=0.0,
+                              bitrate_kbps=0, keyframe_interval_sec=None)
+        if actx is not None:
+            audio = AudioInfo(codec=actx.codec.canonical_name, sample_rate=actx.sample_rate, channels=actx.channels)
+        self._video_ctx = vctx
+        self.stats.reset()
+        self._set(state="online", online_since=rfc3339(time.time()), last_error=None, next_retry_at=None,
+                  video=video, audio=audio, container_name=source.format_name, opened_at=rfc3339(time.time()),
+                  streams=streams)
+
+    def _pump(self, source: DemoSource | ContainerSource) -> None:
+        """Read until the source ends or fails; files are paced to their timestamps."""
+        paced = self.src.kind == "file"
+        wall0: float | None = None
+        ts0 = 0.0
+        loop_offset = last_ts = 0.0
+        for kind, pkt in source.packets():
+            if self._stop.is_set():
+                return
+            if kind == "loop":
+                loop_offset = last_ts + 0.04  # keep timestamps increasing across the loop
+                continue
+            now = time.monotonic()
+            ts = None
+            stamp = pkt.dts if pkt.dts is not None else pkt.pts
+            if stamp is not None and pkt.time_base is not None:
+                ts = float(stamp * pkt.time_base) + loop_offset
+                last_ts = max(last_ts, ts)
+            if paced and ts is not None:
+                if wall0 is None:
+                    wall0, ts0 = now, ts
+                delay = wall0 + (ts - ts0) - now
+                if delay > 0:
+                    self._stop.wait(delay)
+                    now = time.monotonic()
+            self.stats.on_packet(kind == "video", pkt.size, pkt.is_keyframe, ts, now)
+
+    def run(self) -> None:
+        delay = RETRY_INITIAL_SEC
+        first = True
+        while not self._stop.is_set():
+            if self.state != "failed":  # a missing file stays `failed` while we keep looking
+                self._set(state="connecting" if first else "reconnecting")
+            source = None
+            try:
+                source = self._open()
+                self._on_open(source)
+                delay = RETRY_INITIAL_SEC
+                self._pump(source)
+                if self._stop.is_set():
+                    break
+                error, state = "source ended", "reconnecting"
+            except SourceUnusable as exc:
+                error, state = str(exc), "failed"
+            except (av.error.FFmpegError, OSError, ValueError) as exc:
+                error, state = f"{type(exc).__name__}: {exc}", "reconnecting"
+            finally:
+                if source is not None:
+                    try:
+                        source.close()
+                    except Exception:  # closing a broken demuxer must not kill the reader
+                        pass
+            if self._stop.is_set():
+                break
+            first = False
+            self.reconnects += 1
+            error = scrub_text(error)
+            retry = datetime.now(UTC) + timedelta(seconds=delay)
+            if error != self.last_error:
+                log.warning("source %s: %s; retrying in %.1fs", state, error, delay)
+            self._set(state=state, last_error=error, next_retry_at=rfc3339(retry.timestamp()),
+                      online_since=None, video=None, audio=None, streams=[])
+            self._stop.wait(delay)
+            delay = min(delay * 2, RETRY_MAX_SEC)
+        self._set(state="stopped")

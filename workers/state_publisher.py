@@ -1,0 +1,69 @@
+"""Pushes this worker's full `WorkerState` on the state plane: at once on a change, and at
+every heartbeat so a restarted API, or one that dropped a message, is whole again."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import msgspec
+import zmq
+
+from protocol import ipc
+from protocol.messages import WorkerState, encode
+from workers.source_reader import SourceReader
+
+
+class StatePublisher:
+    def __init__(self, ctx: zmq.Context, runtime_dir: Path, source_id: str, heartbeat_sec: float) -> None:
+        self.sock = ipc.state_publisher(ctx, runtime_dir)
+        self.source_id = source_id
+        self.heartbeat_sec = heartbeat_sec
+        self.reader: SourceReader | None = None
+        self.mode_state = "offline"  # for sources with no reader (record/relay awaiting a publisher)
+        self.seq = 0
+        self.changed_mono = time.monotonic()
+        self._wake = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+
+    def changed(self) -> None:
+        """Thread-safe: request an immediate push."""
+        self.changed_mono = time.monotonic()
+        self._loop.call_soon_threadsafe(self._wake.set)
+
+    def snapshot(self) -> WorkerState:
+        self.seq += 1
+        r = self.reader
+        state = WorkerState(source_id=self.source_id, pid=os.getpid(), seq=self.seq, state=self.mode_state,
+                            changed_mono=self.changed_mono)
+        if r is None:
+            return state
+        video = r.video
+        if video is not None:
+            fps, kbps = r.stats.video_rates(time.monotonic())
+            video = msgspec.structs.replace(video, fps=fps, bitrate_kbps=kbps,
+                                            keyframe_interval_sec=r.stats.keyframe_interval_sec)
+        return msgspec.structs.replace(
+            state, state=r.state, online_since=r.online_since, last_error=r.last_error,
+            next_retry_at=r.next_retry_at, reconnects=r.reconnects, video=video, audio=r.audio,
+            last_packet_mono=r.stats.last_packet_mono)
+
+    def send(self, final: bool = False) -> None:
+        state = self.snapshot()
+        if final:  # last word before exit: the API shows `stopped`, not a stale `online`
+            state = msgspec.structs.replace(state, state="stopped", video=None, audio=None)
+        try:
+            self.sock.send(encode(state), zmq.NOBLOCK)
+        except zmq.Again:
+            pass  # the API lags; never block the worker
+
+    async def run(self) -> None:
+        while True:
+            self.send()
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.heartbeat_sec)
+            except TimeoutError:
+                pass
+            self._wake.clear()
