@@ -111,7 +111,6 @@ class SourceReader(threading.Thread):
         self.opened_at: str | None = None
         self.streams: list[StreamDescription] = []
         self._stop = threading.Event()
-        self._video_ctx = None
 
     def stop(self) -> None:
         self._stop.set()
@@ -142,8 +141,8 @@ class SourceReader(threading.Thread):
                               bitrate_kbps=0, keyframe_interval_sec=None)
         if actx is not None:
             audio = AudioInfo(codec=actx.codec.canonical_name, sample_rate=actx.sample_rate, channels=actx.channels)
-        self._video_ctx = vctx
         self.stats.reset()
+        log.info("source online: %s", ", ".join(f"{d.type} {d.codec}" for d in streams))
         self._set(state="online", online_since=rfc3339(time.time()), last_error=None, next_retry_at=None,
                   video=video, audio=audio, container_name=source.format_name, opened_at=rfc3339(time.time()),
                   streams=streams)
