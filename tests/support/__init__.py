@@ -1,0 +1,1 @@
+"""Helpers shared by the process-level tests: a real icey-server, a real RTSP camera, media files."""
