@@ -46,8 +46,10 @@ class StateView:
             self.supervisor, self.supervisor_at = msg, now
             return
         previous = self.workers.get(msg.source_id)
-        if previous is not None and previous.worker.pid == msg.pid and msg.seq < previous.worker.seq:
-            return
+        if previous is not None:
+            old = previous.worker
+            if (msg.pid == old.pid and msg.seq < old.seq) or msg.started_mono < old.started_mono:
+                return  # out of order, or a dead incarnation's late last words
         self.workers[msg.source_id] = Received(msg, now)
 
 

@@ -25,11 +25,10 @@ from protocol.config import (
 )
 from protocol.source_kind import DEMO_SCHEME, classify
 from supervisor.errors import ConfigError, UsageError
-from supervisor.flags import Flags, check_log_level, check_mode, parse_port
+from supervisor.flags import SOURCE_ID, Flags, check_log_level, check_mode, parse_port
 
 DEFAULT_CONFIG = "./config.json"
 MAX_TURN_TTL = 86_400
-SOURCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 DEMO_SOURCES = (
     ("demo-1", f"{DEMO_SCHEME}testsrc2?size=640x360&rate=25&tone=440"),
     ("demo-2", f"{DEMO_SCHEME}smptehdbars?size=640x360&rate=25&tone=660"),
@@ -123,21 +122,22 @@ def _read_file(path: Path) -> tuple[dict, list[str]]:
     return raw, [f"unknown config key '{k}' (ignored)" for k in unknown_keys(raw, FileConfig)]
 
 
-def _validate(cfg: FileConfig, warnings: list[str]) -> None:
+def _validate(cfg: FileConfig, raw: dict, warnings: list[str]) -> None:
     _check_port(cfg.http.port, "http.port")
     _check_port(cfg.turn.port, "turn.port")
     if cfg.media.mode not in MODES:
         raise ConfigError(f"invalid media.mode '{cfg.media.mode}': expected stream, record, or relay")
     seen: set[str] = set()
     for i, entry in enumerate(cfg.sources):
-        if entry.id and not SOURCE_ID.match(entry.id):
+        if entry.id and not SOURCE_ID.fullmatch(entry.id):
             raise ConfigError(f"invalid sources[{i}].id '{entry.id}': expected 1-64 of A-Z a-z 0-9 _ -,"
                               " starting with a letter or digit")
-        if entry.id in seen:
+        if entry.id and entry.id in seen:
             raise ConfigError(f"duplicate sources[{i}].id '{entry.id}'")
         seen.add(entry.id)
         if entry.mode is not None and entry.mode not in MODES:
             raise ConfigError(f"invalid sources[{i}].mode '{entry.mode}': expected stream, record, or relay")
+        _effective_media(cfg, raw["sources"][i], f"sources[{i}].")
     if cfg.turn.credential_ttl_seconds > MAX_TURN_TTL:
         warnings.append(f"turn.credentialTtlSeconds {cfg.turn.credential_ttl_seconds} clamped to {MAX_TURN_TTL}")
         cfg.turn.credential_ttl_seconds = MAX_TURN_TTL
@@ -221,8 +221,17 @@ def _source_entries(cfg: FileConfig, override: list[tuple[str | None, str]] | No
     return []
 
 
+def _effective_media(cfg: FileConfig, raw_entry: object, path: str) -> MediaConfig:
+    """`media.*` with one source's override blocks deep-merged on top."""
+    raw = raw_entry if isinstance(raw_entry, dict) else {}
+    overrides = {key: raw[key] for key in SOURCE_OVERRIDE_TYPES if isinstance(raw.get(key), dict)}
+    try:
+        return msgspec.convert(_deep_merge(msgspec.to_builtins(cfg.media), overrides), MediaConfig)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_validation_reason(exc, path)) from None
+
+
 def _resolve_sources(cfg: FileConfig, entries: list[tuple[SourceEntry, dict]]) -> list[SourceSettings]:
-    media_raw = msgspec.to_builtins(cfg.media)
     resolved: list[SourceSettings] = []
     used = {e.id for e, _ in entries if e.id}
     for n, (entry, raw) in enumerate(entries):
@@ -233,19 +242,16 @@ def _resolve_sources(cfg: FileConfig, entries: list[tuple[SourceEntry, dict]]) -
                 k += 1
             source_id = f"source-{k}"
             used.add(source_id)
-        if not SOURCE_ID.match(source_id):
+        if not SOURCE_ID.fullmatch(source_id):
             raise UsageError(f"Error: invalid source id '{source_id}'. Expected 1-64 of A-Z a-z 0-9 _ -.")
-        overrides = {key: raw[key] for key in SOURCE_OVERRIDE_TYPES if isinstance(raw.get(key), dict)}
-        try:
-            media = msgspec.convert(_deep_merge(media_raw, overrides), MediaConfig)
-        except msgspec.ValidationError as exc:
-            raise ConfigError(_validation_reason(exc, f"sources[{n}].")) from None
+        media = _effective_media(cfg, raw, f"sources[{n}].")  # validated with the file already
         kind = classify(entry.source)
         loop = media.loop if entry.loop is None else entry.loop
         resolved.append(SourceSettings(
             id=source_id, index=n, url=entry.source, kind=kind.kind, remote=kind.remote, live=kind.live,
             mode=entry.mode or cfg.media.mode, loop=loop and not kind.live,
             passthrough_video=media.passthrough_video if entry.passthrough_video is None else entry.passthrough_video,
+            max_viewers=media.max_viewers if entry.max_viewers is None else entry.max_viewers,
             video=media.video, audio=media.audio, intelligence=media.intelligence,
         ))
     if len({s.id for s in resolved}) != len(resolved):
@@ -269,7 +275,7 @@ def load_settings(flags: Flags, env: typing.Mapping[str, str]) -> Settings:
         try:
             raw, warnings = _read_file(path)
             cfg = msgspec.convert(raw, FileConfig)
-            _validate(cfg, warnings)
+            _validate(cfg, raw, warnings)
             _resolve_file_paths(cfg, path.resolve().parent, raw)
         except msgspec.ValidationError as exc:
             error = _validation_reason(exc)
@@ -285,6 +291,6 @@ def load_settings(flags: Flags, env: typing.Mapping[str, str]) -> Settings:
     sources = _resolve_sources(cfg, _source_entries(cfg, source_override, raw.get("sources") or []))
     return Settings(
         config_path=str(path), config_exists=exists, config_error=error, http=cfg.http, tls=cfg.tls,
-        auth=cfg.auth, turn=cfg.turn, stun=cfg.stun, web_root=cfg.web_root, record_dir=cfg.media.record_dir,
+        auth=cfg.auth, turn=cfg.turn, stun=cfg.stun, webrtc=cfg.webrtc, web_root=cfg.web_root, record_dir=cfg.media.record_dir,
         mode=cfg.media.mode, log_level=log_level, sources=sources, supervisor=cfg.supervisor, warnings=warnings,
     )

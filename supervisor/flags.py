@@ -51,8 +51,8 @@ _VALUE_FLAGS = {
     "--turn-external-ip": "turn_external_ip", "--mode": "mode", "--record-dir": "record_dir",
     "--web-root": "web_root", "--log-level": "log_level",
 }
-_SOURCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-_PORT = re.compile(r"^[0-9]{1,5}$")
+SOURCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # always fullmatch: "$" accepts a trailing newline
+_PORT = re.compile(r"[0-9]{1,5}")
 
 
 @dataclass
@@ -78,7 +78,7 @@ class Flags:
 
 
 def parse_port(value: str, what: str) -> int:
-    if _PORT.match(value) and 1 <= int(value) <= 65535:
+    if _PORT.fullmatch(value) and 1 <= int(value) <= 65535:
         return int(value)
     raise UsageError(f"Error: invalid {what} '{value}'. Expected 1..65535.")
 
@@ -98,7 +98,7 @@ def check_log_level(value: str, what: str = "log level") -> str:
 def split_source(value: str) -> tuple[str | None, str]:
     """`[ID=]URL`: the part before `=` is an id only if it looks like one (no `:` or `/`)."""
     head, sep, tail = value.partition("=")
-    if sep and _SOURCE_ID.match(head):
+    if sep and SOURCE_ID.fullmatch(head):
         return head, tail
     return None, value
 
