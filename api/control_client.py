@@ -35,7 +35,7 @@ class _Channel:
         self.sock.setsockopt(zmq.IMMEDIATE, 1)  # queue only to a connected worker
         self.sock.setsockopt(zmq.SNDHWM, 64)
         self.sock.setsockopt(zmq.RECONNECT_IVL, 50)
-        self.sock.setsockopt(zmq.RECONNECT_IVL_MAX, 500)
+        self.sock.setsockopt(zmq.RECONNECT_IVL_MAX, 100)
         self.sock.connect(endpoint)
         self.pending: dict[bytes, asyncio.Future[ControlReply]] = {}
         self.ids = itertools.count(1)

@@ -107,6 +107,7 @@ class MediaConfig(_Camel):
     record_dir: str = "./recordings"
     loop: bool = True
     passthrough_video: bool = False
+    max_viewers: int = 64
     video: VideoConfig = msgspec.field(default_factory=VideoConfig)
     audio: AudioConfig = msgspec.field(default_factory=AudioConfig)
     intelligence: IntelligenceConfig = msgspec.field(default_factory=IntelligenceConfig)
@@ -130,6 +131,14 @@ class StunConfig(_Camel):
     urls: list[str] = []
 
 
+class WebRtcConfig(_Camel):
+    """Server-side ICE. `hostAddresses` limits the host candidates offered (a host-network box
+    with several interfaces offers only the ones viewers can reach); empty = every interface."""
+
+    host_addresses: list[str] = []
+    disconnect_grace_sec: float = 5.0
+
+
 class SupervisorConfig(_Camel):
     """Restart policy knobs. Defaults suit production; tests shrink them."""
 
@@ -151,6 +160,7 @@ class SourceEntry(_Camel):
     mode: str | None = None
     loop: bool | None = None
     passthrough_video: bool | None = None
+    max_viewers: int | None = None
     video: dict | None = None
     audio: dict | None = None
     intelligence: dict | None = None
@@ -163,6 +173,7 @@ class FileConfig(_Camel):
     media: MediaConfig = msgspec.field(default_factory=MediaConfig)
     turn: TurnConfig = msgspec.field(default_factory=TurnConfig)
     stun: StunConfig = msgspec.field(default_factory=StunConfig)
+    webrtc: WebRtcConfig = msgspec.field(default_factory=WebRtcConfig)
     web_root: str = "./web/dist"
     sources: list[SourceEntry] = []
     supervisor: SupervisorConfig = msgspec.field(default_factory=SupervisorConfig)
@@ -188,6 +199,7 @@ class SourceSettings(_Camel):
     mode: str
     loop: bool
     passthrough_video: bool
+    max_viewers: int
     video: VideoConfig
     audio: AudioConfig
     intelligence: IntelligenceConfig
@@ -204,6 +216,7 @@ class Settings(_Camel):
     auth: AuthConfig
     turn: TurnConfig
     stun: StunConfig
+    webrtc: WebRtcConfig
     web_root: str
     record_dir: str
     mode: str

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 import zmq
+import zmq.asyncio
 
 SETTINGS_FILE = "settings.json"
 # Bounded queues: a stalled API must never block a worker (PUB drops past the HWM).
@@ -32,12 +33,36 @@ def control_endpoint(runtime_dir: Path, source_index: int) -> str:
     return f"ipc://{runtime_dir}/ctl-{source_index}.sock"
 
 
-def state_publisher(ctx: zmq.Context, runtime_dir: Path) -> zmq.Socket:
-    """A PUB connected to the API's SUB; sends never block and drop when the API lags."""
-    sock = ctx.socket(zmq.PUB)
-    sock.setsockopt(zmq.SNDHWM, STATE_HWM)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.RECONNECT_IVL, 50)
-    sock.setsockopt(zmq.RECONNECT_IVL_MAX, 500)
-    sock.connect(state_endpoint(runtime_dir))
-    return sock
+class SnapshotSocket:
+    """The sending end of the state plane: an XPUB connected to the API's SUB.
+
+    Sends never block and drop when the API lags. XPUB (not PUB) because it tells us when an API
+    subscribes: the owner then sends its full snapshot at once, so a (re)started API is whole
+    again as soon as it connects, without waiting for a heartbeat."""
+
+    def __init__(self, runtime_dir: Path) -> None:
+        self._async = zmq.asyncio.Context.instance().socket(zmq.XPUB)
+        self._async.setsockopt(zmq.XPUB_VERBOSE, 1)
+        self._async.setsockopt(zmq.SNDHWM, STATE_HWM)
+        self._async.setsockopt(zmq.LINGER, 0)
+        # Local ipc reconnects are cheap: retry fast so a starting API hears us within ~100 ms.
+        self._async.setsockopt(zmq.RECONNECT_IVL, 50)
+        self._async.setsockopt(zmq.RECONNECT_IVL_MAX, 100)
+        self._async.connect(state_endpoint(runtime_dir))
+        self._sync = zmq.Socket.shadow(self._async.underlying)  # same socket, plain non-blocking sends
+
+    def send(self, data: bytes) -> None:
+        try:
+            self._sync.send(data, zmq.NOBLOCK)
+        except zmq.Again:
+            pass  # the API lags; the next snapshot carries the same full state
+
+    async def subscribed(self) -> None:
+        """Return when a subscriber (an API process) joins."""
+        while True:
+            event = await self._async.recv()
+            if event[:1] == b"\x01":
+                return
+
+    def close(self, linger_ms: int = 0) -> None:
+        self._async.close(linger_ms)

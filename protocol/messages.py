@@ -34,11 +34,26 @@ class AudioInfo(msgspec.Struct, rename="camel"):
     channels: int
 
 
+class SessionInfo(msgspec.Struct, rename="camel", kw_only=True):
+    """One WebRTC peer of a source (a WHEP viewer or a WHIP publisher)."""
+
+    id: str
+    kind: str  # whep | whip
+    remote: str
+    state: str  # connecting | active | disconnected | closed
+    created_at: str  # RFC 3339 UTC
+    bytes_sent: int = 0
+    packets_sent: int = 0
+    bytes_received: int = 0
+    packets_received: int = 0
+
+
 class WorkerState(msgspec.Struct, tag="worker", kw_only=True):
     """A worker's full view of its source, sent on every change and every heartbeat."""
 
     source_id: str
     pid: int
+    started_mono: float  # when this worker process started: orders snapshots across restarts
     seq: int
     state: str  # starting | connecting | online | reconnecting | offline | failed | stopped
     online_since: str | None = None  # RFC 3339 UTC
@@ -50,6 +65,7 @@ class WorkerState(msgspec.Struct, tag="worker", kw_only=True):
     last_packet_mono: float | None = None
     sessions_active: int = 0
     sessions_total: int = 0
+    sessions: list[SessionInfo] = []
     vision_active: bool = False
     speech_active: bool = False
     changed_mono: float = 0.0  # when `state`/media last changed, for freshness measurement
@@ -88,7 +104,25 @@ class DescribeRequest(msgspec.Struct, tag="describe"):
     """Ask a worker for its live view of the source (streams as the demuxer sees them)."""
 
 
-ControlRequest = DescribeRequest
+class WhepOffer(msgspec.Struct, tag="whep"):
+    """A viewer's SDP offer (RFC 9725 WHEP), forwarded by the API to the source's worker."""
+
+    sdp: str
+    remote: str
+
+
+class WhipOffer(msgspec.Struct, tag="whip"):
+    """A publisher's SDP offer (RFC 9725 WHIP) for a record or relay source."""
+
+    sdp: str
+    remote: str
+
+
+class CloseSession(msgspec.Struct, tag="close"):
+    session_id: str
+
+
+ControlRequest = DescribeRequest | WhepOffer | WhipOffer | CloseSession
 
 
 class StreamDescription(msgspec.Struct, rename="camel"):
@@ -115,12 +149,21 @@ class SourceDescription(msgspec.Struct, rename="camel", tag="description"):
     streams: list[StreamDescription]
 
 
+class SdpAnswer(msgspec.Struct, tag="answer"):
+    session_id: str
+    sdp: str
+
+
+class Done(msgspec.Struct, tag="done"):
+    pass
+
+
 class ControlError(msgspec.Struct, tag="error"):
-    code: str  # an HTTP-ish error code name, e.g. "unavailable", "bad_request"
+    code: str  # bad_request | not_found | conflict | busy | unavailable
     detail: str
 
 
-ControlReply = SourceDescription | ControlError
+ControlReply = SourceDescription | SdpAnswer | Done | ControlError
 
 _state_encoder = msgspec.msgpack.Encoder()
 _state_decoder = msgspec.msgpack.Decoder(StateMessage)

@@ -291,6 +291,7 @@ def load_settings(flags: Flags, env: typing.Mapping[str, str]) -> Settings:
     sources = _resolve_sources(cfg, _source_entries(cfg, source_override, raw.get("sources") or []))
     return Settings(
         config_path=str(path), config_exists=exists, config_error=error, http=cfg.http, tls=cfg.tls,
-        auth=cfg.auth, turn=cfg.turn, stun=cfg.stun, webrtc=cfg.webrtc, web_root=cfg.web_root, record_dir=cfg.media.record_dir,
+        auth=cfg.auth, turn=cfg.turn, stun=cfg.stun, webrtc=cfg.webrtc, web_root=cfg.web_root,
+        record_dir=cfg.media.record_dir,
         mode=cfg.media.mode, log_level=log_level, sources=sources, supervisor=cfg.supervisor, warnings=warnings,
     )

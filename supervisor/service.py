@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import msgspec
-import zmq
 
 from protocol import ipc
 from protocol.config import Settings
@@ -36,8 +35,7 @@ class Service:
         self.started_mono = time.monotonic()
         self.runtime_state = "starting"
         self.seq = 0
-        self.ctx = zmq.Context()
-        self.pub = ipc.state_publisher(self.ctx, self.runtime_dir)
+        self.pub = ipc.SnapshotSocket(self.runtime_dir)
         self.stop_requested = asyncio.Event()
         cfg = settings.supervisor
         common = ["--runtime-dir", str(self.runtime_dir)]
@@ -61,16 +59,18 @@ class Service:
             pid=os.getpid(), seq=self.seq, runtime_state=self.runtime_state, started_mono=self.started_mono,
             checks=self.checks, warnings=self.settings.warnings, degrading_warnings=self.degrading,
             api=self.api.info, workers={sid: child.info for sid, child in self.workers.items()})
-        try:
-            self.pub.send(encode(state), zmq.NOBLOCK)
-        except zmq.Again:
-            pass  # the API lags; the next heartbeat carries the same full state
+        self.pub.send(encode(state))
 
     async def _heartbeat(self) -> None:
         interval = self.settings.supervisor.heartbeat_ms / 1000
         while True:
             self.publish()
             await asyncio.sleep(interval)
+
+    async def _greet_subscribers(self) -> None:
+        while True:
+            await self.pub.subscribed()
+            self.publish()
 
     async def run(self) -> int:
         self._write_settings()
@@ -91,7 +91,7 @@ class Service:
             loop.add_signal_handler(sig, on_signal, sig)
         children = [self.api, *self.workers.values()]
         tasks = [asyncio.create_task(child.keep_running()) for child in children]
-        heartbeat = asyncio.create_task(self._heartbeat())
+        background = [asyncio.create_task(self._heartbeat()), asyncio.create_task(self._greet_subscribers())]
         self.runtime_state = "running"
         self.publish()
         api_given_up = asyncio.create_task(self.api.given_up.wait())
@@ -100,10 +100,7 @@ class Service:
         code = EXIT_OK if stop.done() else EXIT_RUNTIME
         if code != EXIT_OK:
             log.error("the API process keeps crashing; stopping the service")
-        await self.shutdown(children, tasks)
-        heartbeat.cancel()
-        for t in (api_given_up, stop):
-            t.cancel()
+        await self.shutdown(children, tasks + background + [api_given_up, stop])
         return code
 
     async def shutdown(self, children: list[Child], tasks: list[asyncio.Task]) -> None:
@@ -116,8 +113,7 @@ class Service:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self.pub.close(0)
-        self.ctx.term()
+        self.pub.close()
         self.http_socket.close()
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
         log.info("stopped")

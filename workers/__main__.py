@@ -27,8 +27,7 @@ def main() -> None:
 
     async def run() -> None:
         ctx = zmq.asyncio.Context()
-        pub_ctx = zmq.Context()
-        publisher = StatePublisher(pub_ctx, args.runtime_dir, src.id, settings.supervisor.heartbeat_ms / 1000)
+        publisher = StatePublisher(args.runtime_dir, src.id, settings.supervisor.heartbeat_ms / 1000)
         control = ControlServer(ctx, args.runtime_dir, src.index, src.id)
         reader = None
         if src.kind != "none":
@@ -41,8 +40,7 @@ def main() -> None:
             if reader is not None:
                 reader.stop()
             publisher.send(final=True)
-            publisher.sock.close(linger=200)  # let the last word out
-            pub_ctx.term()
+            publisher.sock.close(linger_ms=200)  # let the last word out
             ctx.destroy(linger=0)
 
     run_child(f"worker:{src.id}", settings.log_level, run)

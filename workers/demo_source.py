@@ -11,6 +11,7 @@ import av
 from av.video.frame import PictureType
 
 from protocol.source_kind import DEMO_SCHEME
+from workers.transcode import open_h264_encoder, open_opus_encoder
 
 
 class DemoParams:
@@ -39,21 +40,10 @@ class DemoSource:
     def __init__(self, url: str) -> None:
         self.params = p = DemoParams(url)
         self.container = av.open(p.graph, format="lavfi")
-        self.video = av.CodecContext.create("libx264", "w")
-        self.video.width, self.video.height, self.video.pix_fmt = p.width, p.height, "yuv420p"
-        self.video.time_base = Fraction(1, p.rate)
-        self.video.framerate = Fraction(p.rate, 1)
-        # Baseline, no B-frames, headers before every IDR: what a browser-ready camera sends.
-        self.video.bit_rate = int(p.width * p.height * p.rate * 0.1)  # ~0.1 bit/pixel: camera-like
-        self.video.options = {"preset": "ultrafast", "tune": "zerolatency", "profile": "baseline",
-                              "g": str(p.gop), "repeat-headers": "1"}
-        self.video.open()
-        self.audio = av.CodecContext.create("libopus", "w")
-        self.audio.sample_rate, self.audio.layout, self.audio.format = 48000, "stereo", "s16"
-        self.audio.time_base = Fraction(1, 48000)
-        self.audio.open()
-        self._resampler = av.AudioResampler(format="s16", layout="stereo", rate=48000,
-                                            frame_size=self.audio.frame_size)
+        # ~0.1 bit per pixel: camera-like. What a browser-ready camera sends (see open_h264_encoder).
+        self.video = open_h264_encoder(p.width, p.height, Fraction(p.rate, 1), int(p.width * p.height * p.rate * 0.1),
+                                       p.gop, Fraction(1, p.rate))
+        self.audio, self._resampler = open_opus_encoder()
         self._frames = 0
 
     def packets(self) -> Iterator[tuple[str, av.Packet]]:

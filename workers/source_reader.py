@@ -17,7 +17,17 @@ from protocol.messages import AudioInfo, StreamDescription, VideoInfo
 from protocol.scrub import scrub_text
 from protocol.source_kind import local_path
 from workers.demo_source import DemoSource
+from workers.media_unit import (
+    AUDIO_CLOCK,
+    VIDEO_CLOCK,
+    MediaUnit,
+    Timeline,
+    avcc_to_annexb_parameter_sets,
+    h264_unit,
+    opus_unit,
+)
 from workers.source_stats import SourceStats
+from workers.transcode import AudioTranscoder, VideoTranscoder, needs_video_transcode
 
 log = logging.getLogger("icey.reader")
 
@@ -79,6 +89,58 @@ class ContainerSource:
         self.container.close()
 
 
+class Delivery:
+    """Turns demuxed packets into MediaUnits for viewers: passthrough where the browser can take
+    the source as is (Annex B conversion and in-band parameter sets only), else one shared
+    transcode. Runs in the reader thread."""
+
+    def __init__(self, source: DemoSource | ContainerSource, sink: Callable[[MediaUnit], None],
+                 timeline: Timeline, video_cfg) -> None:
+        self.sink, self.timeline = sink, timeline
+        self.video_mode = self.audio_mode = None
+        self._bsf = None
+        self._vtx = self._atx = None
+        self._parameter_sets = b""
+        video, audio = (source.video, source.audio)
+        if isinstance(source, DemoSource):
+            self.video_mode, self.audio_mode = "passthrough", "passthrough"
+            return
+        if video is not None:
+            if needs_video_transcode(video):
+                self.video_mode, self._vtx = "transcode", VideoTranscoder(video, video_cfg)
+            else:
+                self.video_mode = "passthrough"
+                extradata = video.codec_context.extradata or b""
+                self._parameter_sets = avcc_to_annexb_parameter_sets(extradata)
+                if extradata[:1] == b"\x01":  # avcC (MP4/MKV): length-prefixed NALs, browsers need Annex B
+                    self._bsf = av.BitStreamFilterContext("h264_mp4toannexb", video)
+        if audio is not None:
+            if audio.codec_context.name == "opus":
+                self.audio_mode = "passthrough"
+            else:
+                self.audio_mode, self._atx = "transcode", AudioTranscoder(audio)
+
+    def video(self, pkt: av.Packet) -> None:
+        if self._vtx is not None:
+            for data, seconds, key in self._vtx.encode(pkt):
+                self.sink(h264_unit(data, round(self.timeline.map(seconds) * VIDEO_CLOCK), key, b""))
+            return
+        for p in (self._bsf.filter(pkt) if self._bsf is not None else (pkt,)):
+            stamp = p.pts if p.pts is not None else pkt.pts
+            if stamp is None or pkt.time_base is None:
+                continue
+            seconds = self.timeline.map(float(stamp * pkt.time_base))
+            self.sink(h264_unit(bytes(p), round(seconds * VIDEO_CLOCK), p.is_keyframe, self._parameter_sets))
+
+    def audio(self, pkt: av.Packet) -> None:
+        if self._atx is not None:
+            for data, seconds in self._atx.encode(pkt):
+                self.sink(opus_unit(data, round(self.timeline.map(seconds) * AUDIO_CLOCK)))
+            return
+        if pkt.pts is not None and pkt.time_base is not None:
+            self.sink(opus_unit(bytes(pkt), round(self.timeline.map(float(pkt.pts * pkt.time_base)) * AUDIO_CLOCK)))
+
+
 def _describe(kind: str, index: int, ctx: av.codec.context.CodecContext, time_base: object) -> StreamDescription:
     return StreamDescription(
         index=index, type=kind, codec=ctx.codec.canonical_name, profile=getattr(ctx, "profile", None),
@@ -95,10 +157,15 @@ class SourceReader(threading.Thread):
     """State lives in plain attributes written by this thread; `on_change` is called (from this
     thread) whenever something worth an immediate state push changes."""
 
-    def __init__(self, src: SourceSettings, on_change: Callable[[], None]) -> None:
+    def __init__(self, src: SourceSettings, on_change: Callable[[], None],
+                 sink: Callable[[MediaUnit], None] | None = None) -> None:
         super().__init__(name=f"reader-{src.id}", daemon=True)
         self.src = src
         self.on_change = on_change
+        self.sink = sink or (lambda unit: None)
+        self.timeline = Timeline()
+        self.video_delivery: str | None = None
+        self.audio_delivery: str | None = None
         self.stats = SourceStats()
         self.state = "starting"
         self.online_since: str | None = None
@@ -150,6 +217,9 @@ class SourceReader(threading.Thread):
     def _pump(self, source: DemoSource | ContainerSource) -> None:
         """Read until the source ends or fails; files are paced to their timestamps."""
         paced = self.src.kind == "file"
+        self.timeline.new_epoch()
+        delivery = Delivery(source, self.sink, self.timeline, self.src.video)
+        self.video_delivery, self.audio_delivery = delivery.video_mode, delivery.audio_mode
         wall0: float | None = None
         ts0 = 0.0
         loop_offset = last_ts = 0.0
@@ -157,7 +227,8 @@ class SourceReader(threading.Thread):
             if self._stop.is_set():
                 return
             if kind == "loop":
-                loop_offset = last_ts + 0.04  # keep timestamps increasing across the loop
+                loop_offset = last_ts + 0.04  # pacing continues across the loop
+                self.timeline.new_epoch()
                 continue
             now = time.monotonic()
             ts = None
@@ -173,6 +244,10 @@ class SourceReader(threading.Thread):
                     self._stop.wait(delay)
                     now = time.monotonic()
             self.stats.on_packet(kind == "video", pkt.size, pkt.is_keyframe, ts, now)
+            if kind == "video":
+                delivery.video(pkt)
+            else:
+                delivery.audio(pkt)
 
     def run(self) -> None:
         delay = RETRY_INITIAL_SEC

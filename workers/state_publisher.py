@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import msgspec
-import zmq
 
 from protocol import ipc
 from protocol.messages import WorkerState, encode
@@ -17,14 +16,14 @@ from workers.source_reader import SourceReader
 
 
 class StatePublisher:
-    def __init__(self, ctx: zmq.Context, runtime_dir: Path, source_id: str, heartbeat_sec: float) -> None:
-        self.sock = ipc.state_publisher(ctx, runtime_dir)
+    def __init__(self, runtime_dir: Path, source_id: str, heartbeat_sec: float) -> None:
+        self.sock = ipc.SnapshotSocket(runtime_dir)
         self.source_id = source_id
         self.heartbeat_sec = heartbeat_sec
         self.reader: SourceReader | None = None
         self.mode_state = "offline"  # for sources with no reader (record/relay awaiting a publisher)
         self.seq = 0
-        self.changed_mono = time.monotonic()
+        self.started_mono = self.changed_mono = time.monotonic()
         self._wake = asyncio.Event()
         self._loop = asyncio.get_running_loop()
 
@@ -36,8 +35,8 @@ class StatePublisher:
     def snapshot(self) -> WorkerState:
         self.seq += 1
         r = self.reader
-        state = WorkerState(source_id=self.source_id, pid=os.getpid(), seq=self.seq, state=self.mode_state,
-                            changed_mono=self.changed_mono)
+        state = WorkerState(source_id=self.source_id, pid=os.getpid(), started_mono=self.started_mono, seq=self.seq,
+                            state=self.mode_state, changed_mono=self.changed_mono)
         if r is None:
             return state
         video = r.video
@@ -54,12 +53,21 @@ class StatePublisher:
         state = self.snapshot()
         if final:  # last word before exit: the API shows `stopped`, not a stale `online`
             state = msgspec.structs.replace(state, state="stopped", video=None, audio=None)
-        try:
-            self.sock.send(encode(state), zmq.NOBLOCK)
-        except zmq.Again:
-            pass  # the API lags; never block the worker
+        self.sock.send(encode(state))
+
+    async def _greet_subscribers(self) -> None:
+        while True:
+            await self.sock.subscribed()
+            self._wake.set()
 
     async def run(self) -> None:
+        greeter = asyncio.create_task(self._greet_subscribers())
+        try:
+            await self._heartbeat()
+        finally:
+            greeter.cancel()
+
+    async def _heartbeat(self) -> None:
         while True:
             self.send()
             try:

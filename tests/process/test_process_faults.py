@@ -35,7 +35,8 @@ class HealthWatcher(threading.Thread):
 
 def _demo(icey):
     server = icey(["--demo", "--no-turn"], config=FAST_RESTARTS)
-    wait_for(lambda: all(s["state"] == "online" for s in server.status()["sources"]), 20, what="online")
+    wait_for(lambda: (st := server.status())["runtime"]["state"] == "running"
+             and all(s["state"] == "online" for s in st["sources"]), 20, what="online")
     return server
 
 

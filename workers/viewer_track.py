@@ -1,0 +1,95 @@
+"""A viewer's track: takes MediaUnits from the source's hub, and makes aiortc send them as they
+are packetized.
+
+Below aiortc's public API, on purpose: RTCRtpSender normally calls `encoder.pack()` for every
+viewer, re-splitting and re-packetizing the same H.264 access unit N times. `attach_sender`
+replaces the sender's `_next_encoded_frame` so it takes the payloads the reader thread made once
+per source; each viewer's work is its RTP header and SRTP, nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+
+from aiortc import RTCRtpSender
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcrtpsender import RTCEncodedFrame
+
+from workers.media_unit import VIDEO_CLOCK, MediaUnit
+from workers.packet_hub import PacketHub
+
+MAX_QUEUE = 600  # a viewer this far behind is resynchronised at the live edge
+BURST_SPACING = VIDEO_CLOCK // 1000  # cached frames are replayed 1 ms apart
+
+
+class ViewerTrack(MediaStreamTrack):
+    def __init__(self, kind: str, hub: PacketHub) -> None:
+        super().__init__()
+        self.kind = kind
+        self.hub = hub
+        self._queue: deque[tuple[MediaUnit, int]] = deque()
+        self._ready = asyncio.Event()
+        self._primed = False
+        self._awaiting_keyframe = False
+        self.resyncs = 0
+        hub.subscribers.add(self)
+
+    def _prime(self) -> None:
+        """Start at the live edge. Video replays the cached GOP with its timestamps squeezed
+        before the newest frame's, so the decoder catches up in a few ms and playback then runs
+        at the live pace instead of lagging by the GOP's age."""
+        self._queue.clear()
+        self._primed = True
+        if self.kind != "video":
+            return
+        gop = list(self.hub.gop)
+        if not gop:
+            self._awaiting_keyframe = True
+            return
+        last = gop[-1].timestamp
+        for i, unit in enumerate(gop):
+            self._queue.append((unit, last - (len(gop) - 1 - i) * BURST_SPACING))
+        self._ready.set()
+
+    def offer(self, unit: MediaUnit) -> None:
+        if not self._primed or self.readyState != "live":
+            return
+        if self._awaiting_keyframe:
+            if not unit.keyframe:
+                return
+            self._awaiting_keyframe = False
+        if len(self._queue) >= MAX_QUEUE:
+            self.resyncs += 1
+            self._primed = False  # the next recv() starts again from the current GOP
+            return
+        self._queue.append((unit, unit.timestamp))
+        self._ready.set()
+
+    async def next_unit(self) -> tuple[MediaUnit, int]:
+        if not self._primed:
+            self._prime()
+        while not self._queue:
+            if self.readyState != "live":
+                raise MediaStreamError
+            self._ready.clear()
+            await self._ready.wait()
+        return self._queue.popleft()
+
+    async def recv(self):  # the sender never calls it (see attach_sender)
+        raise MediaStreamError
+
+    def stop(self) -> None:
+        super().stop()
+        self.hub.subscribers.discard(self)
+        self._ready.set()
+
+
+def attach_sender(sender: RTCRtpSender, track: ViewerTrack, on_sent: Callable[[MediaUnit], None]) -> None:
+    async def next_encoded_frame(codec) -> RTCEncodedFrame:
+        unit, timestamp = await track.next_unit()
+        on_sent(unit)
+        return RTCEncodedFrame(list(unit.payloads), timestamp, None)
+
+    sender._next_encoded_frame = next_encoded_frame  # type: ignore[method-assign]
