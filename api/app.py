@@ -5,7 +5,7 @@ from __future__ import annotations
 from quart import Quart, request
 from werkzeug.exceptions import HTTPException
 
-from api import operator_routes, source_routes
+from api import operator_routes, source_routes, webrtc_routes
 from api.auth import OPEN_PATHS, authorized
 from api.control_client import ControlClient
 from api.documents import Documents
@@ -23,12 +23,15 @@ def create_app(settings: Settings, view: StateView, control: ControlClient) -> Q
                       MAX_CONTENT_LENGTH=1 << 20)
     app.register_blueprint(operator_routes.bp)
     app.register_blueprint(source_routes.bp)
+    app.register_blueprint(webrtc_routes.bp)
 
     @app.before_request
     async def require_token():
         path = request.path
         if not path.startswith("/api/") or path in OPEN_PATHS or path == "/api/ready":
             return None  # /api/ready answers probes without a token (with a minimal body)
+        if request.method == "OPTIONS":
+            return None  # CORS preflights carry no token; they get no credentials either
         if not authorized(request, settings.auth.token):
             return error_response(401, "unauthorized")
         return None

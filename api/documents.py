@@ -13,7 +13,7 @@ import msgspec
 
 from api.state_view import StateView
 from protocol.config import Settings, SourceSettings
-from protocol.messages import AudioInfo, Check, ProcessInfo, VideoInfo, WorkerState
+from protocol.messages import AudioInfo, Check, ProcessInfo, SessionInfo, VideoInfo, WorkerState
 from protocol.scrub import public_value, scrub_text
 from protocol.version import PRODUCT, SERVICE, VERSION
 
@@ -153,6 +153,11 @@ class Documents:
         if item.next_retry_at:
             detail += f"; next retry at {item.next_retry_at}"
         return Check(name, "warn", detail)
+
+    def sessions(self, src: SourceSettings) -> list[SessionInfo]:
+        proc = self._process(src)
+        ws, _ = self._worker_state(src, proc)
+        return list(ws.sessions) if ws is not None else []
 
     # -- service-wide -----------------------------------------------------------------------
 

@@ -147,6 +147,8 @@ class SourceDescription(msgspec.Struct, rename="camel", tag="description"):
     packets: int
     bytes: int
     streams: list[StreamDescription]
+    video_delivery: str | None = None  # passthrough | transcode
+    audio_delivery: str | None = None
 
 
 class SdpAnswer(msgspec.Struct, tag="answer"):

@@ -6,13 +6,15 @@ import argparse
 import asyncio
 from pathlib import Path
 
-import zmq
 import zmq.asyncio
 
 from protocol.child import load_settings, run_child
 from workers.control_server import ControlServer
+from workers.ice import restrict_host_addresses
+from workers.packet_hub import PacketHub
 from workers.source_reader import SourceReader
 from workers.state_publisher import StatePublisher
+from workers.webrtc_sessions import SessionManager
 
 
 def main() -> None:
@@ -24,21 +26,35 @@ def main() -> None:
     src = settings.source(args.source_id)
     if src is None:
         raise SystemExit(f"unknown source id {args.source_id!r}")
+    restrict_host_addresses(settings.webrtc.host_addresses)
 
     async def run() -> None:
+        loop = asyncio.get_running_loop()
         ctx = zmq.asyncio.Context()
         publisher = StatePublisher(args.runtime_dir, src.id, settings.supervisor.heartbeat_ms / 1000)
         control = ControlServer(ctx, args.runtime_dir, src.index, src.id)
-        reader = None
+        hub = PacketHub(loop)
+        reader: SourceReader | None = None
+
+        def changed() -> None:  # called from the reader thread too
+            if reader is not None and reader.state != "online":
+                loop.call_soon_threadsafe(hub.reset)
+            publisher.changed()
+
         if src.kind != "none":
-            reader = SourceReader(src, publisher.changed)
-            publisher.reader = control.reader = reader
+            reader = SourceReader(src, changed, hub.publish_threadsafe)
+        sessions = SessionManager(settings, src, hub, publisher.changed,
+                                  has_audio=lambda: reader is not None and reader.audio_delivery is not None)
+        publisher.reader = control.reader = reader
+        publisher.sessions = control.sessions = sessions
+        if reader is not None:
             reader.start()
         try:
             await asyncio.gather(publisher.run(), control.run())
         finally:
             if reader is not None:
                 reader.stop()
+            await sessions.close_all()
             publisher.send(final=True)
             publisher.sock.close(linger_ms=200)  # let the last word out
             ctx.destroy(linger=0)

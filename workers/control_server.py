@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -11,15 +12,21 @@ import zmq.asyncio
 
 from protocol import ipc
 from protocol.messages import (
+    CloseSession,
     ControlError,
     ControlReply,
     ControlRequest,
     DescribeRequest,
+    Done,
+    SdpAnswer,
     SourceDescription,
+    WhepOffer,
+    WhipOffer,
     decode_request,
     encode,
 )
 from workers.source_reader import SourceReader
+from workers.webrtc_sessions import SessionError, SessionManager
 
 log = logging.getLogger("icey.control")
 
@@ -31,9 +38,12 @@ class ControlServer:
         self.sock.bind(ipc.control_endpoint(runtime_dir, source_index))
         self.source_id = source_id
         self.reader: SourceReader | None = None
+        self.sessions: SessionManager | None = None
         self.dropped = 0
 
-    def handle(self, request: ControlRequest) -> ControlReply:
+    async def handle(self, request: ControlRequest) -> ControlReply:
+        if isinstance(request, (WhepOffer, WhipOffer, CloseSession)):
+            return await self._session_request(request)
         if isinstance(request, DescribeRequest):
             r = self.reader
             if r is None:
@@ -41,19 +51,43 @@ class ControlServer:
                                          packets=0, bytes=0, streams=[])
             return SourceDescription(source_id=self.source_id, state=r.state, container=r.container_name,
                                      opened_at=r.opened_at, packets=r.stats.packets, bytes=r.stats.bytes,
-                                     streams=list(r.streams))
+                                     streams=list(r.streams), video_delivery=r.video_delivery,
+                                     audio_delivery=r.audio_delivery)
         return ControlError(code="bad_request", detail="unknown request")
 
+    async def _session_request(self, request: WhepOffer | WhipOffer | CloseSession) -> ControlReply:
+        manager = self.sessions
+        if manager is None:
+            return ControlError(code="unavailable", detail="this worker serves no WebRTC sessions")
+        try:
+            if isinstance(request, CloseSession):
+                if await manager.close(request.session_id, "deleted"):
+                    return Done()
+                return ControlError(code="not_found", detail=f"no session '{request.session_id}'")
+            if isinstance(request, WhepOffer):
+                session_id, sdp = await manager.whep(request.sdp, request.remote)
+            else:
+                session_id, sdp = await manager.whip(request.sdp, request.remote)
+        except SessionError as exc:
+            return ControlError(code=exc.code, detail=exc.detail)
+        return SdpAnswer(session_id=session_id, sdp=sdp)
+
+    async def _answer(self, identity: bytes, request_id: bytes, payload: bytes) -> None:
+        try:
+            reply = await self.handle(decode_request(payload))
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            self.dropped += 1
+            reply = ControlError(code="bad_request", detail=f"undecodable request: {exc}")
+        await self.sock.send_multipart([identity, request_id, encode(reply)])
+
     async def run(self) -> None:
+        """Requests are served concurrently: a slow negotiation never holds up a describe."""
+        pending: set[asyncio.Task] = set()
         while True:
             frames = await self.sock.recv_multipart()
             if len(frames) != 3:
                 self.dropped += 1
                 continue
-            identity, request_id, payload = frames
-            try:
-                reply = self.handle(decode_request(payload))
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                self.dropped += 1
-                reply = ControlError(code="bad_request", detail=f"undecodable request: {exc}")
-            await self.sock.send_multipart([identity, request_id, encode(reply)])
+            task = asyncio.create_task(self._answer(*frames))
+            pending.add(task)
+            task.add_done_callback(pending.discard)

@@ -13,6 +13,7 @@ import msgspec
 from protocol import ipc
 from protocol.messages import WorkerState, encode
 from workers.source_reader import SourceReader
+from workers.webrtc_sessions import SessionManager
 
 
 class StatePublisher:
@@ -21,6 +22,7 @@ class StatePublisher:
         self.source_id = source_id
         self.heartbeat_sec = heartbeat_sec
         self.reader: SourceReader | None = None
+        self.sessions: SessionManager | None = None
         self.mode_state = "offline"  # for sources with no reader (record/relay awaiting a publisher)
         self.seq = 0
         self.started_mono = self.changed_mono = time.monotonic()
@@ -37,6 +39,9 @@ class StatePublisher:
         r = self.reader
         state = WorkerState(source_id=self.source_id, pid=os.getpid(), started_mono=self.started_mono, seq=self.seq,
                             state=self.mode_state, changed_mono=self.changed_mono)
+        if self.sessions is not None:
+            state.sessions = self.sessions.infos()
+            state.sessions_active, state.sessions_total = self.sessions.active, self.sessions.total
         if r is None:
             return state
         video = r.video

@@ -1,0 +1,207 @@
+"""The WebRTC peers of one source: WHEP viewers (and, in record/relay mode, the WHIP publisher).
+
+Each session owns one RTCPeerConnection. A session is `active` while ICE is connected and media
+flows; `disconnected` gets a grace period; `failed`/`closed`/DELETE end it at once and free
+everything. Every change is pushed on the state plane at once (status within 250 ms).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+
+from protocol.config import Settings, SourceSettings
+from protocol.messages import SessionInfo
+from workers.ice import configuration, filter_remote_candidates
+from workers.media_unit import MediaUnit
+from workers.packet_hub import PacketHub
+from workers.viewer_track import ViewerTrack, attach_sender
+
+log = logging.getLogger("icey.sessions")
+CONNECT_TIMEOUT_SEC = 30.0  # a peer that never completes ICE is dropped
+MAX_SDP_BYTES = 64 * 1024
+
+
+class SessionError(Exception):
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code, self.detail = code, detail
+
+
+@dataclass
+class Session:
+    id: str
+    kind: str
+    remote: str
+    pc: RTCPeerConnection
+    created_at: str
+    state: str = "connecting"
+    tracks: list[ViewerTrack] = field(default_factory=list)
+    bytes_sent: int = 0
+    packets_sent: int = 0
+    bytes_received: int = 0
+    packets_received: int = 0
+    grace: asyncio.TimerHandle | None = None
+
+    def info(self) -> SessionInfo:
+        return SessionInfo(id=self.id, kind=self.kind, remote=self.remote, state=self.state,
+                           created_at=self.created_at, bytes_sent=self.bytes_sent, packets_sent=self.packets_sent,
+                           bytes_received=self.bytes_received, packets_received=self.packets_received)
+
+
+def _codecs(kind: str, mime: str) -> list:
+    caps = RTCRtpSender.getCapabilities(kind).codecs
+    chosen = [c for c in caps if c.mimeType.lower() == mime]
+    return chosen + [c for c in caps if c.mimeType.lower() == f"{kind}/rtx"]
+
+
+def check_offer(sdp: str) -> None:
+    if len(sdp.encode()) > MAX_SDP_BYTES:
+        raise SessionError("bad_request", "SDP offer too large")
+    if not sdp.lstrip().startswith("v=0") or "\nm=" not in sdp:
+        raise SessionError("bad_request", "body is not an SDP offer (expected v=0 and at least one m= line)")
+
+
+class SessionManager:
+    def __init__(self, settings: Settings, src: SourceSettings, hub: PacketHub, on_change: Callable[[], None],
+                 has_audio: Callable[[], bool]) -> None:
+        self.settings, self.src, self.hub = settings, src, hub
+        self.on_change = on_change
+        self.has_audio = has_audio
+        self.sessions: dict[str, Session] = {}
+        self.total = 0
+
+    # -- queries --------------------------------------------------------------------------
+
+    @property
+    def active(self) -> int:
+        return sum(1 for s in self.sessions.values() if s.state == "active")
+
+    def infos(self) -> list[SessionInfo]:
+        return [s.info() for s in self.sessions.values()]
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def _new_session(self, kind: str, remote: str) -> Session:
+        pc = RTCPeerConnection(configuration(self.settings))
+        session = Session(id=secrets.token_urlsafe(12), kind=kind, remote=remote, pc=pc,
+                          created_at=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            await self._on_connection_state(session)
+
+        loop = asyncio.get_running_loop()
+        loop.call_later(CONNECT_TIMEOUT_SEC, self._expire_unconnected, session.id)
+        return session
+
+    def _expire_unconnected(self, session_id: str) -> None:
+        session = self.sessions.get(session_id)
+        if session is not None and session.state == "connecting":
+            log.info("session %s never connected; closing", session_id)
+            asyncio.ensure_future(self.close(session_id, "connect timeout"))
+
+    async def _on_connection_state(self, session: Session) -> None:
+        state = session.pc.connectionState
+        if session.id not in self.sessions:
+            return
+        if state == "connected":
+            if session.grace is not None:
+                session.grace.cancel()
+                session.grace = None
+            if session.state != "active":
+                session.state = "active"
+                log.info("session %s (%s from %s) active", session.id, session.kind, session.remote)
+                self.on_change()
+        elif state == "disconnected":
+            session.state = "disconnected"
+            grace = self.settings.webrtc.disconnect_grace_sec
+            session.grace = asyncio.get_running_loop().call_later(
+                grace, lambda: asyncio.ensure_future(self.close(session.id, "disconnected")))
+            self.on_change()
+        elif state in ("failed", "closed"):
+            await self.close(session.id, state)
+
+    async def close(self, session_id: str, reason: str) -> bool:
+        session = self.sessions.pop(session_id, None)
+        if session is None:
+            return False
+        if session.grace is not None:
+            session.grace.cancel()
+        session.state = "closed"
+        for track in session.tracks:
+            track.stop()
+        self.on_change()
+        await session.pc.close()
+        log.info("session %s closed (%s); sent %d bytes", session.id, reason, session.bytes_sent)
+        return True
+
+    async def close_all(self) -> None:
+        await asyncio.gather(*(self.close(sid, "shutdown") for sid in list(self.sessions)))
+
+    # -- WHEP -----------------------------------------------------------------------------
+
+    def _count_sent(self, session: Session) -> Callable[[MediaUnit], None]:
+        def count(unit: MediaUnit) -> None:
+            session.bytes_sent += unit.size
+            session.packets_sent += len(unit.payloads)
+
+        return count
+
+    async def whep(self, sdp: str, remote: str) -> tuple[str, str]:
+        """Answer a viewer's offer; raises SessionError with an HTTP-ish code."""
+        check_offer(sdp)
+        if self.src.mode == "record":
+            raise SessionError("conflict", f"source {self.src.id} is in record mode: it has nothing to watch")
+        if "h264/90000" not in sdp.lower():
+            raise SessionError("bad_request", "the offer does not accept H.264, the only video codec served")
+        viewers = sum(1 for s in self.sessions.values() if s.kind == "whep")
+        if self.src.max_viewers and viewers >= self.src.max_viewers:
+            raise SessionError("busy", f"source {self.src.id} has reached its limit of {self.src.max_viewers} viewers")
+        session = self._new_session("whep", remote)
+        pc = session.pc
+        try:
+            # The transceivers exist before setRemoteDescription so aiortc binds them to the
+            # offer's m-lines with our codec choice (it picks codecs inside that call).
+            video = ViewerTrack("video", self.hub)
+            session.tracks.append(video)
+            transceiver = pc.addTransceiver(video, direction="sendonly")
+            transceiver.setCodecPreferences(_codecs("video", "video/h264"))
+            attach_sender(transceiver.sender, video, self._count_sent(session))
+            if self.has_audio() and "\nm=audio" in sdp:
+                audio = ViewerTrack("audio", self.hub)
+                session.tracks.append(audio)
+                transceiver = pc.addTransceiver(audio, direction="sendonly")
+                transceiver.setCodecPreferences(_codecs("audio", "audio/opus"))
+                attach_sender(transceiver.sender, audio, self._count_sent(session))
+            offer = filter_remote_candidates(sdp, self.settings.webrtc.host_addresses)
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+            await pc.setLocalDescription(await pc.createAnswer())
+        except SessionError:
+            await self._discard(session)
+            raise
+        except Exception as exc:  # aiortc raises ValueError/InternalError/... on a bad offer
+            await self._discard(session)
+            raise SessionError("bad_request", f"cannot negotiate the offer: {exc}") from None
+        self.sessions[session.id] = session
+        self.total += 1
+        self.on_change()
+        log.info("session %s (whep from %s) created", session.id, remote)
+        return session.id, pc.localDescription.sdp
+
+    async def whip(self, sdp: str, remote: str) -> tuple[str, str]:
+        check_offer(sdp)
+        if self.src.mode == "stream":
+            raise SessionError("conflict", f"source {self.src.id} is in stream mode; WHIP needs record or relay")
+        raise SessionError("unavailable", "WHIP publishing is not available yet")
+
+    async def _discard(self, session: Session) -> None:
+        for track in session.tracks:
+            track.stop()
+        await session.pc.close()
