@@ -5,7 +5,7 @@ from __future__ import annotations
 from quart import Quart, request
 from werkzeug.exceptions import HTTPException
 
-from api import operator_routes, source_routes, webrtc_routes
+from api import operator_routes, pages, source_routes, webrtc_routes
 from api.auth import OPEN_PATHS, authorized
 from api.control_client import ControlClient
 from api.documents import Documents
@@ -24,6 +24,7 @@ def create_app(settings: Settings, view: StateView, control: ControlClient) -> Q
     app.register_blueprint(operator_routes.bp)
     app.register_blueprint(source_routes.bp)
     app.register_blueprint(webrtc_routes.bp)
+    app.register_blueprint(pages.bp)
 
     @app.before_request
     async def require_token():

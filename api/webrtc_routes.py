@@ -105,24 +105,12 @@ def _options(source_id: str) -> Response:
     return Response("", status=204, headers=headers)
 
 
-@bp.post("/api/sources/<source_id>/whep")
-async def whep(source_id: str):
-    return await _offer(source_id, "whep")
-
-
-@bp.post("/api/sources/<source_id>/whip")
-async def whip(source_id: str):
-    return await _offer(source_id, "whip")
-
-
-@bp.route("/api/sources/<source_id>/whep", methods=["OPTIONS"], provide_automatic_options=False)
-async def whep_options(source_id: str):
-    return _options(source_id)
-
-
-@bp.route("/api/sources/<source_id>/whip", methods=["OPTIONS"], provide_automatic_options=False)
-async def whip_options(source_id: str):
-    return _options(source_id)
+@bp.route("/api/sources/<source_id>/<any(whep, whip):kind>", methods=["POST", "OPTIONS"],
+          provide_automatic_options=False)
+async def offer(source_id: str, kind: str):
+    if request.method == "OPTIONS":
+        return _options(source_id)
+    return await _offer(source_id, kind)
 
 
 @bp.delete("/api/sources/<source_id>/<any(whep, whip):kind>/<session_id>")

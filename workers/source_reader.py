@@ -125,11 +125,11 @@ class Delivery:
             for data, seconds, key in self._vtx.encode(pkt):
                 self.sink(h264_unit(data, round(self.timeline.map(seconds) * VIDEO_CLOCK), key, b""))
             return
+        # The filter takes the packet's data over (pkt is empty after it): read only its outputs.
         for p in (self._bsf.filter(pkt) if self._bsf is not None else (pkt,)):
-            stamp = p.pts if p.pts is not None else pkt.pts
-            if stamp is None or pkt.time_base is None:
+            if p.pts is None or p.time_base is None:
                 continue
-            seconds = self.timeline.map(float(stamp * pkt.time_base))
+            seconds = self.timeline.map(float(p.pts * p.time_base))
             self.sink(h264_unit(bytes(p), round(seconds * VIDEO_CLOCK), p.is_keyframe, self._parameter_sets))
 
     def audio(self, pkt: av.Packet) -> None:

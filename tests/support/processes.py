@@ -39,6 +39,24 @@ def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.1
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+async def until(predicate: Callable[[], Any], timeout: float, interval: float = 0.05,
+                what: str = "condition") -> Any:
+    """`wait_for` for async tests: the predicate (blocking HTTP) runs in a thread, so the event
+    loop keeps serving the test's own peer connections meanwhile."""
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            result = await asyncio.to_thread(predicate)
+        except (OSError, ValueError, KeyError):
+            result = None
+        if result:
+            return result
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
 def children_of(pid: int) -> list[int]:
     """Direct children of `pid`, read from /proc."""
     found = []

@@ -1,0 +1,61 @@
+"""The minimal viewer pages: `/` lists the sources, `/watch/<id>` plays one over WHEP.
+
+The pages hold no data and are served without a token; their scripts read `?token=` from the
+page address and send it as `Authorization: Bearer` on every API call. The HTML, CSS and JS live
+in `api/static/` (package data) and are served from `/ui/<name>`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from quart import Blueprint, Response, current_app, request
+
+from api.auth import authorized
+from api.responses import error_response
+from protocol.config import Settings
+
+bp = Blueprint("pages", __name__)
+STATIC = Path(__file__).parent / "static"
+_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+          ".css": "text/css; charset=utf-8"}
+ASSETS = ("common.js", "index.js", "watch.js", "style.css")  # what /ui/<name> serves; nothing else
+_HEADERS = {
+    "Cache-Control": "no-cache",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",  # the page address may carry ?token=
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+                               "frame-ancestors 'none'",
+}
+
+
+def _file(name: str) -> Response:
+    path = STATIC / name
+    try:
+        body = path.read_bytes()
+    except OSError:
+        current_app.logger.error("viewer page asset missing: %s", path)
+        return error_response(500, "internal", f"page asset {name} is missing from the installation")
+    return Response(body, status=200, content_type=_TYPES[path.suffix], headers=_HEADERS)
+
+
+@bp.get("/")
+async def index():
+    return _file("index.html")
+
+
+@bp.get("/watch/<source_id>")
+async def watch(source_id: str):
+    settings: Settings = current_app.config["ICEY_SETTINGS"]
+    # Without the token the page is served whatever the id, so it tells nobody which ids exist;
+    # the page then shows the 401 it gets from the API.
+    if settings.source(source_id) is None and authorized(request, settings.auth.token):
+        return error_response(404, "not_found", f"no source with id '{source_id}'")
+    return _file("watch.html")
+
+
+@bp.get("/ui/<name>")
+async def asset(name: str):
+    if name not in ASSETS:
+        return error_response(404, "not_found", f"no page asset '{name}'")
+    return _file(name)
