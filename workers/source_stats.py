@@ -12,7 +12,7 @@ WINDOW_SEC = 5.0
 class SourceStats:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._video: deque[tuple[float, int]] = deque()  # (arrival mono, bytes)
+        self._video: deque[tuple[float, float, int]] = deque()  # (arrival mono, media seconds, bytes)
         self._last_key_pts: float | None = None
         self.keyframe_interval_sec: float | None = None
         self.last_packet_mono: float | None = None
@@ -32,7 +32,7 @@ class SourceStats:
             self.last_packet_mono = now
             if not is_video:
                 return
-            self._video.append((now, size))
+            self._video.append((now, now if pts_sec is None else pts_sec, size))
             while self._video and now - self._video[0][0] > WINDOW_SEC:
                 self._video.popleft()
             if is_key and pts_sec is not None:
@@ -41,12 +41,16 @@ class SourceStats:
                 self._last_key_pts = pts_sec
 
     def video_rates(self, now: float) -> tuple[float, int]:
-        """(fps, kbit/s) over the window, measured on arrival."""
+        """(fps, kbit/s) of the packets that arrived in the window, over the media time they
+        span: a reader that stalls and then catches up (a loaded box) does not read as 50 fps."""
         with self._lock:
             samples = [s for s in self._video if now - s[0] <= WINDOW_SEC]
         if len(samples) < 2:
             return 0.0, 0
-        span = max(samples[-1][0] - samples[0][0], 1e-3)
+        stamps = sorted(s[1] for s in samples)
+        span = stamps[-1] - stamps[0]
+        if span <= 0:
+            return 0.0, 0
         fps = (len(samples) - 1) / span
-        kbps = sum(size for _, size in samples[1:]) * 8 / span / 1000
+        kbps = sum(s[2] for s in samples[1:]) * 8 / span / 1000
         return round(fps, 2), int(kbps)
