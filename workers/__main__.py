@@ -11,10 +11,12 @@ import zmq.asyncio
 from protocol.child import load_settings, run_child
 from workers.control_server import ControlServer
 from workers.ice import restrict_host_addresses
+from workers.ingest import Ingest, RecordIngest, RelayIngest
+from workers.media_unit import Timeline
 from workers.packet_hub import PacketHub
 from workers.source_reader import SourceReader
 from workers.state_publisher import StatePublisher
-from workers.webrtc_sessions import SessionManager
+from workers.webrtc_sessions import Session, SessionManager
 
 
 def main() -> None:
@@ -43,8 +45,19 @@ def main() -> None:
 
         if src.kind != "none":
             reader = SourceReader(src, changed, hub.publish_threadsafe)
-        sessions = SessionManager(settings, src, hub, publisher.changed,
-                                  has_audio=lambda: reader is not None and reader.audio_delivery is not None)
+        relay_timeline = Timeline()
+
+        def ingest_for(session: Session) -> Ingest:
+            if src.mode == "record":
+                return RecordIngest(Path(settings.record_dir), src.id)
+            return RelayIngest(hub, relay_timeline)
+
+        def has_audio() -> bool:
+            if reader is not None:
+                return reader.audio_delivery is not None
+            return src.mode == "relay"  # a relayed publisher's audio, when it sends some
+
+        sessions = SessionManager(settings, src, hub, publisher.changed, has_audio, ingest_for)
         publisher.reader = control.reader = reader
         publisher.sessions = control.sessions = sessions
         if reader is not None:

@@ -7,6 +7,7 @@ once instead of waiting for the camera's next keyframe (PLI cannot be honoured i
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Protocol
 
 from workers.media_unit import MediaUnit
@@ -30,6 +31,8 @@ class PacketHub:
         self._gop_bytes = 0
         self.subscribers: set[Subscriber] = set()
         self.units = 0
+        # Set by a relayed publisher: a joining viewer asks it for a fresh keyframe (RTCP PLI).
+        self.want_keyframe: Callable[[], object] | None = None
 
     def publish_threadsafe(self, unit: MediaUnit) -> None:
         """Called by the reader thread, once per unit whatever the number of viewers."""

@@ -23,7 +23,6 @@ class StatePublisher:
         self.heartbeat_sec = heartbeat_sec
         self.reader: SourceReader | None = None
         self.sessions: SessionManager | None = None
-        self.mode_state = "offline"  # for sources with no reader (record/relay awaiting a publisher)
         self.seq = 0
         self.started_mono = self.changed_mono = time.monotonic()
         self._wake = asyncio.Event()
@@ -38,8 +37,11 @@ class StatePublisher:
         self.seq += 1
         r = self.reader
         state = WorkerState(source_id=self.source_id, pid=os.getpid(), started_mono=self.started_mono, seq=self.seq,
-                            state=self.mode_state, changed_mono=self.changed_mono)
+                            state="offline", changed_mono=self.changed_mono)
         if self.sessions is not None:
+            publisher = self.sessions.publisher
+            if r is None:  # record/relay: the source is the WHIP publisher
+                state.state = "online" if publisher is not None and publisher.state == "active" else "offline"
             state.sessions = self.sessions.infos()
             state.sessions_active, state.sessions_total = self.sessions.active, self.sessions.total
         if r is None:

@@ -44,6 +44,8 @@ class ViewerTrack(MediaStreamTrack):
         self._primed = True
         if self.kind != "video":
             return
+        if self.hub.want_keyframe is not None:
+            self.hub.want_keyframe()
         gop = list(self.hub.gop)
         if not gop:
             self._awaiting_keyframe = True

@@ -18,7 +18,9 @@ from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 
 from protocol.config import Settings, SourceSettings
 from protocol.messages import SessionInfo
+from workers.encoded_receiver import receive_encoded, receiver_of
 from workers.ice import configuration, filter_remote_candidates
+from workers.ingest import Ingest
 from workers.media_unit import MediaUnit
 from workers.packet_hub import PacketHub
 from workers.viewer_track import ViewerTrack, attach_sender
@@ -48,6 +50,7 @@ class Session:
     bytes_received: int = 0
     packets_received: int = 0
     grace: asyncio.TimerHandle | None = None
+    ingest: Ingest | None = None  # a WHIP publisher's recorder or relay
 
     def info(self) -> SessionInfo:
         return SessionInfo(id=self.id, kind=self.kind, remote=self.remote, state=self.state,
@@ -70,10 +73,11 @@ def check_offer(sdp: str) -> None:
 
 class SessionManager:
     def __init__(self, settings: Settings, src: SourceSettings, hub: PacketHub, on_change: Callable[[], None],
-                 has_audio: Callable[[], bool]) -> None:
+                 has_audio: Callable[[], bool], ingest_factory: Callable[[Session], Ingest]) -> None:
         self.settings, self.src, self.hub = settings, src, hub
         self.on_change = on_change
         self.has_audio = has_audio
+        self.ingest_factory = ingest_factory
         self.sessions: dict[str, Session] = {}
         self.total = 0
 
@@ -127,6 +131,9 @@ class SessionManager:
             self.on_change()
         elif state in ("failed", "closed"):
             await self.close(session.id, state)
+            return
+        if state == "connected" and session.ingest is not None:
+            await session.ingest.started()
 
     async def close(self, session_id: str, reason: str) -> bool:
         session = self.sessions.pop(session_id, None)
@@ -137,8 +144,10 @@ class SessionManager:
         session.state = "closed"
         for track in session.tracks:
             track.stop()
-        self.on_change()
         await session.pc.close()
+        if session.ingest is not None:
+            await asyncio.to_thread(session.ingest.close)  # finalises a recording off the loop
+        self.on_change()
         log.info("session %s closed (%s); sent %d bytes", session.id, reason, session.bytes_sent)
         return True
 
@@ -195,11 +204,52 @@ class SessionManager:
         log.info("session %s (whep from %s) created", session.id, remote)
         return session.id, pc.localDescription.sdp
 
+    @property
+    def publisher(self) -> Session | None:
+        return next((s for s in self.sessions.values() if s.kind == "whip"), None)
+
     async def whip(self, sdp: str, remote: str) -> tuple[str, str]:
+        """Take a publisher's offer (record and relay modes). Its H.264 and Opus are received
+        encoded (see encoded_receiver.py) and recorded or relayed as they are."""
         check_offer(sdp)
         if self.src.mode == "stream":
             raise SessionError("conflict", f"source {self.src.id} is in stream mode; WHIP needs record or relay")
-        raise SessionError("unavailable", "WHIP publishing is not available yet")
+        if self.publisher is not None:
+            raise SessionError("conflict", f"source {self.src.id} already has a publisher")
+        if "h264/90000" not in sdp.lower():
+            raise SessionError("bad_request", "the offer must include H.264: it is recorded and relayed as is")
+        session = self._new_session("whip", remote)
+        pc = session.pc
+        ingest = self.ingest_factory(session)
+        session.ingest = ingest
+
+        def count(kind: str, data: bytes, timestamp: int) -> None:
+            session.bytes_received += len(data)
+            session.packets_received += 1
+            ingest.write(kind, data, timestamp)
+
+        @pc.on("track")
+        def on_track(track) -> None:
+            receive_encoded(track, count)
+            if track.kind == "video":
+                ingest.receiver = receiver_of(pc, track)
+
+        try:
+            pc.addTransceiver("video", direction="recvonly").setCodecPreferences(_codecs("video", "video/h264"))
+            if "\nm=audio" in sdp:
+                pc.addTransceiver("audio", direction="recvonly").setCodecPreferences(_codecs("audio", "audio/opus"))
+            offer = filter_remote_candidates(sdp, self.settings.webrtc.host_addresses)
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+            await pc.setLocalDescription(await pc.createAnswer())
+        except Exception as exc:
+            ingest.close()
+            await self._discard(session)
+            raise SessionError("bad_request", f"cannot negotiate the offer: {exc}") from None
+        self.sessions[session.id] = session
+        self.total += 1
+        self.on_change()
+        log.info("session %s (whip from %s) created", session.id, remote)
+        return session.id, pc.localDescription.sdp
 
     async def _discard(self, session: Session) -> None:
         for track in session.tracks:

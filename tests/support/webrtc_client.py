@@ -25,6 +25,7 @@ class Viewer:
     audio_frames: int = 0
     first_frame_at: float | None = None
     tasks: list = field(default_factory=list)
+    body: bytes = b""  # the error body when the POST failed
 
     @property
     def first_frame_delay(self) -> float | None:
@@ -84,7 +85,7 @@ async def watch(base: str, source_id: str, audio: bool = True, headers: dict[str
     if status == 201:
         await pc.setRemoteDescription(RTCSessionDescription(sdp=body.decode(), type="answer"))
     else:
-        viewer.tasks.append(body)  # keep the error body for asserts
+        viewer.body = body
         await pc.close()
     return viewer
 
@@ -95,3 +96,53 @@ async def wait_frames(viewer: Viewer, count: int, timeout: float = 15.0) -> None
         if time.monotonic() > deadline:
             raise AssertionError(f"only {len(viewer.video_frames)} video frames after {timeout}s")
         await asyncio.sleep(0.05)
+
+
+class PatternTrack:
+    """A moving test picture for a publisher (aiortc encodes it to H.264 itself)."""
+
+    @staticmethod
+    def make(width: int = 320, height: int = 240):
+        import fractions
+
+        import av
+        import numpy as np
+        from aiortc.mediastreams import VideoStreamTrack
+
+        class _Track(VideoStreamTrack):
+            async def recv(self):
+                pts, time_base = await self.next_timestamp()
+                img = np.zeros((height, width, 3), dtype=np.uint8)
+                x = (pts // 3000) % (width - 40)
+                img[100:140, x:x + 40] = (255, 255, 255)
+                frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+                frame.pts, frame.time_base = pts, time_base or fractions.Fraction(1, 90000)
+                return frame
+
+        return _Track()
+
+
+async def publish(base: str, source_id: str, headers: dict[str, str] | None = None,
+                  audio: bool = True) -> Viewer:
+    """Open a WHIP session that sends a moving picture (H.264) and a tone-less Opus track."""
+    from aiortc import RTCRtpSender
+    from aiortc.mediastreams import AudioStreamTrack
+
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    video = pc.addTransceiver(PatternTrack.make(), direction="sendonly")
+    video.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs
+                               if c.mimeType == "video/H264"])
+    if audio:
+        pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    started = time.monotonic()
+    status, resp_headers, body = await asyncio.to_thread(
+        _post, f"{base}/api/sources/{source_id}/whip", pc.localDescription.sdp.encode(),
+        {"Content-Type": "application/sdp", **(headers or {})})
+    publisher = Viewer(pc=pc, location=resp_headers.get("location", ""), status=status, started=started)
+    if status == 201:
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=body.decode(), type="answer"))
+    else:
+        publisher.body = body
+        await pc.close()
+    return publisher

@@ -1,0 +1,74 @@
+"""Where a WHIP publisher's encoded media goes: to an MP4 file (record mode) or to the source's
+viewers (relay mode). Both take frames as received, never decoding them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from aiortc import RTCRtpReceiver
+
+from workers.encoded_receiver import request_keyframe
+from workers.media_unit import AUDIO_CLOCK, VIDEO_CLOCK, Timeline, h264_unit, opus_unit
+from workers.mp4_recorder import Mp4Recorder, is_h264_keyframe
+from workers.packet_hub import PacketHub
+
+log = logging.getLogger("icey.ingest")
+
+
+class Ingest:
+    """write() runs on aiortc's receiver threads; started()/close() on the event loop."""
+
+    receiver: RTCRtpReceiver | None = None
+
+    def write(self, kind: str, data: bytes, timestamp: int) -> None:
+        raise NotImplementedError
+
+    async def started(self) -> None:
+        """The publisher is connected: ask it for a keyframe so output starts at once."""
+        if self.receiver is not None:
+            await request_keyframe(self.receiver)
+
+    def close(self) -> None:
+        pass
+
+
+class RecordIngest(Ingest):
+    def __init__(self, directory: Path, source_id: str) -> None:
+        self.recorder = Mp4Recorder(directory, source_id)
+
+    def write(self, kind: str, data: bytes, timestamp: int) -> None:
+        self.recorder.write(kind, data, timestamp)
+
+    def close(self) -> None:
+        self.recorder.close()
+
+
+class RelayIngest(Ingest):
+    """The publisher is the live source: its frames are packetized once and fanned out by the
+    hub, so a viewer costs the same whatever the number of viewers."""
+
+    def __init__(self, hub: PacketHub, timeline: Timeline) -> None:
+        self.hub, self.timeline = hub, timeline
+        timeline.new_epoch()  # a new publisher's clock restarts; viewers' timestamps must not
+
+    def write(self, kind: str, data: bytes, timestamp: int) -> None:
+        if kind == "video":
+            seconds = self.timeline.map(timestamp / VIDEO_CLOCK)
+            unit = h264_unit(data, round(seconds * VIDEO_CLOCK), is_h264_keyframe(data), b"")
+        else:
+            unit = opus_unit(data, round(self.timeline.map(timestamp / AUDIO_CLOCK) * AUDIO_CLOCK))
+        self.hub.publish_threadsafe(unit)
+
+    async def started(self) -> None:
+        self.hub.want_keyframe = lambda: asyncio.ensure_future(self._keyframe())
+        await super().started()
+
+    async def _keyframe(self) -> None:
+        if self.receiver is not None:
+            await request_keyframe(self.receiver)
+
+    def close(self) -> None:
+        self.hub.want_keyframe = None
+        self.hub.loop.call_soon_threadsafe(self.hub.reset)
