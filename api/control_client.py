@@ -18,6 +18,7 @@ from protocol.messages import ControlReply, ControlRequest, decode_reply, encode
 
 log = logging.getLogger("icey.control")
 DEFAULT_TIMEOUT_SEC = 3.0
+CONNECT_GRACE_SEC = 1.0
 
 
 class WorkerUnavailable(Exception):
@@ -69,11 +70,17 @@ class ControlClient:
         request_id = str(next(channel.ids)).encode()
         future: asyncio.Future[ControlReply] = asyncio.get_running_loop().create_future()
         channel.pending[request_id] = future
-        try:
-            await channel.sock.send_multipart([request_id, encode(request)], flags=zmq.NOBLOCK)
-        except zmq.Again:
-            channel.pending.pop(request_id, None)
-            raise WorkerUnavailable(f"worker {source_id} is not connected") from None
+        deadline = asyncio.get_running_loop().time() + CONNECT_GRACE_SEC
+        while True:
+            try:
+                await channel.sock.send_multipart([request_id, encode(request)], flags=zmq.NOBLOCK)
+                break
+            except zmq.Again:
+                # Not connected (yet): a worker that just started or restarted gets a moment.
+                if asyncio.get_running_loop().time() >= deadline:
+                    channel.pending.pop(request_id, None)
+                    raise WorkerUnavailable(f"worker {source_id} is not connected") from None
+                await asyncio.sleep(0.02)
         try:
             return await asyncio.wait_for(future, timeout)
         except TimeoutError:

@@ -174,35 +174,18 @@ class SessionManager:
         if self.src.max_viewers and viewers >= self.src.max_viewers:
             raise SessionError("busy", f"source {self.src.id} has reached its limit of {self.src.max_viewers} viewers")
         session = self._new_session("whep", remote)
-        pc = session.pc
-        try:
-            # The transceivers exist before setRemoteDescription so aiortc binds them to the
-            # offer's m-lines with our codec choice (it picks codecs inside that call).
-            video = ViewerTrack("video", self.hub)
-            session.tracks.append(video)
-            transceiver = pc.addTransceiver(video, direction="sendonly")
-            transceiver.setCodecPreferences(_codecs("video", "video/h264"))
-            attach_sender(transceiver.sender, video, self._count_sent(session))
-            if self.has_audio() and "\nm=audio" in sdp:
-                audio = ViewerTrack("audio", self.hub)
-                session.tracks.append(audio)
-                transceiver = pc.addTransceiver(audio, direction="sendonly")
-                transceiver.setCodecPreferences(_codecs("audio", "audio/opus"))
-                attach_sender(transceiver.sender, audio, self._count_sent(session))
-            offer = filter_remote_candidates(sdp, self.settings.webrtc.host_addresses)
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
-            await pc.setLocalDescription(await pc.createAnswer())
-        except SessionError:
-            await self._discard(session)
-            raise
-        except Exception as exc:  # aiortc raises ValueError/InternalError/... on a bad offer
-            await self._discard(session)
-            raise SessionError("bad_request", f"cannot negotiate the offer: {exc}") from None
-        self.sessions[session.id] = session
-        self.total += 1
-        self.on_change()
-        log.info("session %s (whep from %s) created", session.id, remote)
-        return session.id, pc.localDescription.sdp
+
+        def add_transceivers(pc: RTCPeerConnection) -> None:
+            for kind, mime in (("video", "video/h264"), ("audio", "audio/opus")):
+                if kind == "audio" and not (self.has_audio() and "\nm=audio" in sdp):
+                    continue
+                track = ViewerTrack(kind, self.hub)
+                session.tracks.append(track)
+                transceiver = pc.addTransceiver(track, direction="sendonly")
+                transceiver.setCodecPreferences(_codecs(kind, mime))
+                attach_sender(transceiver.sender, track, self._count_sent(session))
+
+        return await self._negotiate(session, sdp, add_transceivers)
 
     @property
     def publisher(self) -> Session | None:
@@ -219,39 +202,48 @@ class SessionManager:
         if "h264/90000" not in sdp.lower():
             raise SessionError("bad_request", "the offer must include H.264: it is recorded and relayed as is")
         session = self._new_session("whip", remote)
-        pc = session.pc
-        ingest = self.ingest_factory(session)
-        session.ingest = ingest
+        ingest = session.ingest = self.ingest_factory(session)
 
         def count(kind: str, data: bytes, timestamp: int) -> None:
             session.bytes_received += len(data)
             session.packets_received += 1
             ingest.write(kind, data, timestamp)
 
-        @pc.on("track")
-        def on_track(track) -> None:
-            receive_encoded(track, count)
-            if track.kind == "video":
-                ingest.receiver = receiver_of(pc, track)
+        def add_transceivers(pc: RTCPeerConnection) -> None:
+            @pc.on("track")
+            def on_track(track) -> None:
+                receive_encoded(track, count)
+                if track.kind == "video":
+                    ingest.receiver = receiver_of(pc, track)
 
-        try:
             pc.addTransceiver("video", direction="recvonly").setCodecPreferences(_codecs("video", "video/h264"))
             if "\nm=audio" in sdp:
                 pc.addTransceiver("audio", direction="recvonly").setCodecPreferences(_codecs("audio", "audio/opus"))
+
+        return await self._negotiate(session, sdp, add_transceivers)
+
+    async def _negotiate(self, session: Session, sdp: str,
+                         add_transceivers: Callable[[RTCPeerConnection], None]) -> tuple[str, str]:
+        """The transceivers exist before setRemoteDescription, so aiortc binds them to the
+        offer's m-lines with our codec choice (it picks codecs inside that call)."""
+        pc = session.pc
+        try:
+            add_transceivers(pc)
             offer = filter_remote_candidates(sdp, self.settings.webrtc.host_addresses)
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
             await pc.setLocalDescription(await pc.createAnswer())
-        except Exception as exc:
-            ingest.close()
+        except Exception as exc:  # aiortc raises ValueError/InternalError/... on a bad offer
             await self._discard(session)
             raise SessionError("bad_request", f"cannot negotiate the offer: {exc}") from None
         self.sessions[session.id] = session
         self.total += 1
         self.on_change()
-        log.info("session %s (whip from %s) created", session.id, remote)
+        log.info("session %s (%s from %s) created", session.id, session.kind, session.remote)
         return session.id, pc.localDescription.sdp
 
     async def _discard(self, session: Session) -> None:
         for track in session.tracks:
             track.stop()
         await session.pc.close()
+        if session.ingest is not None:
+            session.ingest.close()

@@ -24,8 +24,9 @@
     const url = resource;
     resource = null;
     stopButton.disabled = true;
+    const req = url ? Icey.api(url, {method: 'DELETE', keepalive: !!keepalive}) : null;
     if (pc) pc.close();
-    return url ? Icey.api(url, {method: 'DELETE', keepalive: !!keepalive}) : null;
+    return req;
   }
 
   function fail(message) {

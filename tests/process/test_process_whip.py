@@ -37,12 +37,13 @@ def _record_server(icey, tmp_path):
     record_dir = tmp_path / "recordings"
     config = {**LOOPBACK, "media": {"recordDir": str(record_dir)},
               "sources": [{"id": "desk", "mode": "record"}]}
-    return icey(["--no-turn"], config=config), record_dir
+    server = icey(["--no-turn"], config=config)
+    server.wait_source("desk", lambda s: s["state"] == "offline")  # the worker waits for a publisher
+    return server, record_dir
 
 
 async def test_record_clean_end(icey, tmp_path):
     server, record_dir = _record_server(icey, tmp_path)
-    server.wait_source("desk", lambda s: s["state"] == "offline")  # waiting for a publisher
     publisher = await publish(server.base, "desk")
     assert publisher.status == 201 and "/api/sources/desk/whip/" in publisher.location
     await until(lambda: server.source("desk")["state"] == "online", 5, what="publisher active")
@@ -66,6 +67,7 @@ async def test_record_survives_kill_of_the_worker(icey, tmp_path):
     server, record_dir = _record_server(icey, tmp_path)
     publisher = await publish(server.base, "desk")
     try:
+        assert publisher.status == 201, publisher.body
         await until(lambda: server.source("desk")["state"] == "online", 5, what="publisher active")
         await asyncio.sleep(3.0)
         os.kill(server.children()["worker:desk"], signal.SIGKILL)
