@@ -207,9 +207,15 @@ class Documents:
                 "supervisor": {"pid": sup.pid if sup else None},
                 "api": {"pid": os.getpid(), "restarts": sup.api.restarts if sup else 0,
                         "ipcReceived": self.view.received, "ipcDropped": self.view.dropped},
+                "turn": ({"pid": sup.turn.pid, "state": sup.turn.state, "restarts": sup.turn.restarts}
+                         if sup and sup.turn else None),
             },
         })
         return doc
+
+    def turn_running(self) -> bool:
+        sup = self.view.supervisor
+        return bool(sup and sup.turn and sup.turn.state == "running")
 
     def now(self) -> float:
         return time.monotonic()

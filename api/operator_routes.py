@@ -62,7 +62,7 @@ async def config():
     ice_servers: list[dict] = []
     if s.stun.urls:
         ice_servers.append({"urls": list(s.stun.urls)})
-    if s.turn.enabled:
+    if s.turn.enabled and _docs().turn_running():  # never hand out credentials for a relay that is not there
         ice_servers.append({"urls": [f"turn:{host}:{s.turn.port}?transport=udp",
                                      f"turn:{host}:{s.turn.port}?transport=tcp"],
                             "username": username, "credential": credential})

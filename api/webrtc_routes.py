@@ -43,7 +43,8 @@ def _ice_links() -> list[str]:
     """RFC 9725 section 4.6: ICE servers as Link headers, TURN credentials included."""
     s = _settings()
     links = [f'<{url}>; rel="ice-server"' for url in s.stun.urls]
-    if s.turn.enabled:
+    docs: Documents = current_app.config["ICEY_DOCUMENTS"]
+    if s.turn.enabled and docs.turn_running():
         host = s.turn.external_ip or (s.http.host if s.http.host not in WILDCARD_HOSTS else
                                       (request.host.rsplit(":", 1)[0].strip("[]") or "127.0.0.1"))
         username, credential = mint(s.turn)

@@ -95,6 +95,7 @@ class SupervisorState(msgspec.Struct, tag="supervisor", kw_only=True):
     degrading_warnings: list[str]
     api: ProcessInfo
     workers: dict[str, ProcessInfo]
+    turn: ProcessInfo | None = None  # the TURN relay (coturn), when enabled and installed
 
 
 StateMessage = WorkerState | SupervisorState

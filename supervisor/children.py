@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 
 from protocol.child import SUPERVISOR_PID_ENV
-from protocol.logs import LINE_PREFIX, format_line
+from protocol.logs import LEVELS, LINE_PREFIX, format_line
 from protocol.messages import ProcessInfo
 from protocol.scrub import scrub_text
 from supervisor.restart_policy import RestartPolicy
@@ -27,9 +27,10 @@ def exit_code(returncode: int) -> int:
 
 class Child:
     def __init__(self, role: str, argv: list[str], policy: RestartPolicy, on_change: Callable[[], None],
-                 pass_fds: tuple[int, ...] = ()) -> None:
+                 pass_fds: tuple[int, ...] = (), raw_level: Callable[[str], str] = lambda line: "error") -> None:
         self.role = role
         self.argv = argv
+        self.raw_level = raw_level  # the level of an output line not in our format (a traceback; coturn)
         self.policy = policy
         self.on_change = on_change
         self.pass_fds = pass_fds
@@ -41,7 +42,7 @@ class Child:
     async def _spawn(self) -> asyncio.subprocess.Process:
         env = {**os.environ, SUPERVISOR_PID_ENV: str(os.getpid())}
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, *self.argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            *self.argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT, pass_fds=self.pass_fds, env=env, start_new_session=True)
         return proc
 
@@ -50,7 +51,13 @@ class Child:
         assert proc.stdout is not None
         while line := await proc.stdout.readline():
             text = line.decode("utf-8", "replace").rstrip("\n")
-            out = scrub_text(text) if LINE_PREFIX.match(text) else format_line(self.role, "error", text)
+            if LINE_PREFIX.match(text):
+                out = scrub_text(text)  # the child's own logger already applied the level
+            else:
+                level = self.raw_level(text)
+                if not logging.getLogger().isEnabledFor(LEVELS[level]):
+                    continue
+                out = format_line(self.role, level, text)
             sys.stderr.write(out + "\n")
             sys.stderr.flush()
 

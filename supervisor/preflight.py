@@ -15,6 +15,7 @@ from protocol.messages import Check
 from protocol.scrub import strip_userinfo
 from protocol.source_kind import local_path
 from protocol.version import PRODUCT, SERVICE, VERSION
+from supervisor import turn_relay
 from supervisor.errors import PreflightError
 
 WARN_DEMO_TURN = "TURN is using demo credentials; configure turn.secret before exposing the server."
@@ -84,6 +85,9 @@ def _wildcard_without_external_ip(s: Settings) -> bool:
 def _check_turn(s: Settings) -> Check:
     if not s.turn.enabled:
         return Check("turn", "warn", "TURN relay disabled")
+    if turn_relay.turnserver_path() is None:
+        return Check("turn", "warn", "TURN is enabled but coturn's turnserver is not installed; no relay runs "
+                                     "(install coturn, or pass --no-turn)")
     if _wildcard_without_external_ip(s):
         return Check("turn", "warn", "TURN is enabled without externalIp while binding to a wildcard host")
     return Check("turn", "pass", "TURN relay is enabled")

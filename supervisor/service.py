@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import msgspec
 from protocol import ipc
 from protocol.config import Settings
 from protocol.messages import Check, SupervisorState, encode
+from supervisor import turn_relay
 from supervisor.children import Child
 from supervisor.errors import EXIT_OK, EXIT_RUNTIME
 from supervisor.restart_policy import RestartPolicy
@@ -39,13 +41,16 @@ class Service:
         self.stop_requested = asyncio.Event()
         cfg = settings.supervisor
         common = ["--runtime-dir", str(self.runtime_dir)]
-        self.api = Child("api", ["-m", "api", *common, "--http-fd", str(http_socket.fileno())],
+        self.api = Child("api", [sys.executable, "-m", "api", *common, "--http-fd", str(http_socket.fileno())],
                          RestartPolicy.from_config(cfg), self.publish, pass_fds=(http_socket.fileno(),))
         self.workers = {
-            src.id: Child(f"worker:{src.id}", ["-m", "workers", *common, "--source-id", src.id],
+            src.id: Child(f"worker:{src.id}", [sys.executable, "-m", "workers", *common, "--source-id", src.id],
                           RestartPolicy.from_config(cfg), self.publish)
             for src in settings.sources
         }
+        binary = turn_relay.turnserver_path() if settings.turn.enabled else None
+        self.turn = Child("turn", turn_relay.argv(settings, self.runtime_dir, binary), RestartPolicy.from_config(cfg),
+                          self.publish, raw_level=turn_relay.log_level) if binary else None
 
     def _write_settings(self) -> None:
         path = self.runtime_dir / ipc.SETTINGS_FILE
@@ -58,7 +63,8 @@ class Service:
         state = SupervisorState(
             pid=os.getpid(), seq=self.seq, runtime_state=self.runtime_state, started_mono=self.started_mono,
             checks=self.checks, warnings=self.settings.warnings, degrading_warnings=self.degrading,
-            api=self.api.info, workers={sid: child.info for sid, child in self.workers.items()})
+            api=self.api.info, workers={sid: child.info for sid, child in self.workers.items()},
+            turn=self.turn.info if self.turn else None)
         self.pub.send(encode(state))
 
     async def _heartbeat(self) -> None:
@@ -76,6 +82,7 @@ class Service:
         self._write_settings()
         loop = asyncio.get_running_loop()
         signals = 0
+        children = [self.api, *self.workers.values(), *([self.turn] if self.turn else [])]
 
         def on_signal(sig: int) -> None:
             nonlocal signals
@@ -84,12 +91,11 @@ class Service:
                 log.info("received %s; stopping", signal.Signals(sig).name)
                 self.stop_requested.set()
             else:  # a second signal: do not wait for graceful stops
-                for child in (self.api, *self.workers.values()):
+                for child in children:
                     child.signal(signal.SIGKILL)
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal, sig)
-        children = [self.api, *self.workers.values()]
         tasks = [asyncio.create_task(child.keep_running()) for child in children]
         background = [asyncio.create_task(self._heartbeat()), asyncio.create_task(self._greet_subscribers())]
         self.runtime_state = "running"
@@ -108,7 +114,8 @@ class Service:
         self.publish()
         timeout = self.settings.supervisor.stop_timeout_sec
         # Workers first so the API can still report them stopping; then the API.
-        await asyncio.gather(*(c.stop(timeout) for c in self.workers.values()))
+        await asyncio.gather(*(c.stop(timeout) for c in self.workers.values()),
+                             *([self.turn.stop(timeout)] if self.turn else []))
         await self.api.stop(timeout)
         for t in tasks:
             t.cancel()

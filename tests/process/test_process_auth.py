@@ -61,6 +61,7 @@ def test_turn_credentials_are_time_limited(icey):
     turn_port = free_port()
     server = icey(["--demo", "--turn-port", str(turn_port), "--turn-external-ip", "203.0.113.7"],
                   env={"ICEY_TURN_SECRET": "turn-secret-xyz"})
+    wait_for(lambda: (server.status()["processes"]["turn"] or {}).get("state") == "running", 10, what="turn")
     cfg = server.get("/api/config").json()
     turn = cfg["turn"]
     assert turn["enabled"] is True and turn["host"] == "203.0.113.7" and turn["port"] == turn_port

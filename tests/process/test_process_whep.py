@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from support.processes import until
+from support.processes import until, wait_for
 from support.webrtc_client import wait_frames, watch
 
 LOOPBACK = {"webrtc": {"hostAddresses": ["127.0.0.1"]}}
@@ -196,6 +196,7 @@ def test_ice_servers_in_link_headers(icey):
     server = icey(["--demo", "--turn-port", str(turn_port), "--turn-external-ip", "203.0.113.9"],
                   config={**LOOPBACK, "stun": {"urls": ["stun:stun.example.net:3478"]}},
                   env={"ICEY_TURN_SECRET": "s3cr3t-turn"})
+    wait_for(lambda: (server.status()["processes"]["turn"] or {}).get("state") == "running", 10, what="turn")
     r = server.request("OPTIONS", "/api/sources/demo-1/whep")
     links = r.headers.get("link", "")
     assert '<stun:stun.example.net:3478>; rel="ice-server"' in links

@@ -1,0 +1,259 @@
+"""The viewer pages in a real headless Chromium against a real server: `/` lists the sources,
+`/watch/<id>` plays one over WHEP (H.264 decoded by the browser), with and without auth.
+
+Chromium is Debian's /usr/bin/chromium driven by the PyPI `playwright` package (never
+`playwright install`). The server offers only 127.0.0.1; Chromium may still pick its eth0
+address as the local side of the pair, which stays on this machine.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from support.processes import IceyServer, alive, children_of, cmdline, wait_for
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-quic",
+    "--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+]
+LOOPBACK = {"webrtc": {"hostAddresses": ["127.0.0.1"]}}
+TOKEN = "browser-viewer-token"
+TEST_BUDGET_SEC = 120  # a hung browser call fails the test instead of hanging the run
+TEARDOWN_BUDGET_SEC = 30
+ACTION_TIMEOUT_MS = 15_000
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        kids = children_of(todo.pop())
+        found += kids
+        todo += kids
+    return found
+
+
+def _chromium_pids(home: Path) -> set[int]:
+    """Our Chromium processes: those under this test process (browser, zygotes, renderers, GPU,
+    network) and the crashpad handlers, which double-fork away but name a path in our HOME."""
+    ours = {pid for pid in _descendants(os.getpid()) if "chromium" in cmdline(pid).split(" ", 1)[0]}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and "chrome_crashpad_handler" in (argv := cmdline(int(entry.name))) \
+                and str(home) in argv:
+            ours.add(int(entry.name))
+    return ours
+
+
+class BudgetExceeded(Exception):
+    """Not an OSError (TimeoutError is one), so no retry loop swallows it."""
+
+
+def _expired(signum, frame):
+    raise BudgetExceeded("browser test exceeded its time budget")
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Browser]:
+    """Headless Chromium for one test, bounded in time; after it no Chromium process of ours may
+    be left running."""
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"{CHROMIUM} not found: install the Debian packages chromium and fonts-liberation "
+                    "(see .ci/install-deps)")
+    home = tmp_path / "chromium-home"  # crash reports and config land here, not in the real HOME
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
+    previous = signal.signal(signal.SIGALRM, _expired)
+    signal.alarm(TEST_BUDGET_SEC)
+    pw = sync_playwright().start()
+    seen: set[int] = set()
+    try:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS, env=env, timeout=30_000)
+        seen |= _chromium_pids(home)
+        yield browser
+        signal.alarm(TEARDOWN_BUDGET_SEC)
+        seen |= _chromium_pids(home)
+        browser.close()
+    finally:
+        try:
+            seen |= _chromium_pids(home)
+            pw.stop()
+        finally:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, previous)
+        try:
+            wait_for(lambda: not any(alive(pid) for pid in seen), 10, what="chromium to exit")
+        except AssertionError:
+            left = [pid for pid in seen if alive(pid)]
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            pytest.fail(f"chromium processes left running after the browser closed: {left}")
+
+
+def _new_page(browser: Browser) -> Page:
+    page = browser.new_page()
+    page.set_default_timeout(ACTION_TIMEOUT_MS)
+    return page
+
+
+def _demo(icey, env: dict[str, str] | None = None) -> tuple[IceyServer, dict[str, str]]:
+    server = icey(["--demo", "--no-turn"], LOOPBACK, env)
+    headers = {"Authorization": f"Bearer {TOKEN}"} if env and "ICEY_AUTH_TOKEN" in env else {}
+    wait_for(lambda: all(s["state"] == "online" for s in server.status(headers)["sources"]), 30,
+             what="demo sources online")
+    return server, headers
+
+
+def _playing(page: Page, min_frames: int = 30, timeout: float = 15.0) -> dict:
+    """Poll the page's probe() until the browser has decoded `min_frames` frames."""
+    deadline = time.monotonic() + timeout
+    probe: dict = {}
+    while time.monotonic() < deadline:
+        probe = page.evaluate("window.probe()")
+        if probe["framesDecoded"] > min_frames and probe["videoWidth"] > 0:
+            return probe
+        assert probe["state"] != "error", probe
+        page.wait_for_timeout(250)
+    raise AssertionError(f"fewer than {min_frames} frames decoded in {timeout}s: {probe}")
+
+
+def _sessions(server: IceyServer, source_id: str, headers: dict[str, str]) -> list[dict]:
+    r = server.get(f"/api/sources/{source_id}/sessions", headers)
+    assert r.status == 200, r.body
+    return r.json()["items"]
+
+
+def _ended(server: IceyServer, source_id: str, headers: dict[str, str]) -> bool:
+    return not _sessions(server, source_id, headers) and server.status(headers)["sessions"]["active"] == 0
+
+
+def test_index_lists_the_sources(icey, browser):
+    server, _ = _demo(icey)
+    r = server.get("/")
+    assert r.status == 200 and r.headers["content-type"] == "text/html; charset=utf-8"
+    assert r.headers["cache-control"] == "no-cache"
+    for name, mime in (("common.js", "text/javascript"), ("watch.js", "text/javascript"), ("style.css", "text/css")):
+        r = server.get(f"/ui/{name}")
+        assert r.status == 200 and r.headers["content-type"].startswith(mime), name
+    for path in ("/watch/nope", "/ui/../pages.py", "/ui/nope.js", "/nope"):
+        r = server.get(path)
+        assert r.status == 404 and r.json()["error"] == "not_found", path
+
+    page = _new_page(browser)
+    page.goto(server.base + "/")
+    for i in (1, 2, 3):
+        row = page.locator(f"#source-demo-{i}")
+        expect(row).to_contain_text(f"demo-{i}")
+        expect(row).to_contain_text("online")
+        expect(row).to_contain_text("H264 640×360")
+        expect(row.locator(".viewers")).to_have_text("0")
+        expect(row.get_by_role("link", name="Watch")).to_have_attribute("href", f"/watch/demo-{i}")
+    page.get_by_role("link", name="Watch").first.click()
+    page.wait_for_url(server.base + "/watch/demo-1")
+    page.go_back()
+
+    watcher = _new_page(browser)  # the list refreshes every 2 s: it counts a viewer, then forgets it
+    watcher.goto(server.base + "/watch/demo-1")
+    _playing(watcher, min_frames=5)
+    expect(page.locator("#source-demo-1 .viewers")).to_have_text("1", timeout=6000)
+    watcher.close()
+    expect(page.locator("#source-demo-1 .viewers")).to_have_text("0", timeout=6000)
+    page.close()
+
+
+def test_watch_plays_in_real_time_and_stop_ends_the_session(icey, browser):
+    server, headers = _demo(icey)
+    page = _new_page(browser)
+    started = time.monotonic()
+    page.goto(server.base + "/watch/demo-1")
+    first = _playing(page)
+    print(f"first 30 frames decoded {time.monotonic() - started:.2f}s after goto; pair {first['pair']}")
+    at = time.monotonic()
+    page.wait_for_timeout(2000)
+    second = page.evaluate("window.probe()")
+    wall = time.monotonic() - at
+    assert second["currentTime"] - first["currentTime"] >= 1.5, (first, second, wall)
+    assert second["framesDecoded"] - first["framesDecoded"] >= 1.5 * 20, (first, second)  # the demo runs at 25 fps
+    assert (second["videoWidth"], second["videoHeight"]) == (640, 360)
+    assert second["codec"] == "H264", second
+    assert second["state"] == "playing" and second["error"] is None, second
+    expect(page.locator("#state")).to_have_text("playing")
+    expect(page.locator("#resolution")).to_have_text("640×360")
+    expect(page.locator("#codec")).to_have_text("H264")
+
+    sessions = wait_for(lambda: (s := _sessions(server, "demo-1", headers)) and s[0]["state"] == "active" and s,
+                        5, what="an active session")
+    assert len(sessions) == 1 and sessions[0]["kind"] == "whep", sessions
+    assert sessions[0]["bytesSent"] > 0
+    wait_for(lambda: server.status(headers)["sessions"]["active"] == 1, 5, what="status to count the viewer")
+
+    page.get_by_role("button", name="Stop").click()
+    expect(page.locator("#state")).to_have_text("stopped")
+    wait_for(lambda: _ended(server, "demo-1", headers), 5, what="the session to end after Stop")
+    assert page.locator("#error").text_content() == ""
+    page.close()
+
+
+def test_watch_with_auth_needs_the_token(icey, browser):
+    server, headers = _demo(icey, {"ICEY_AUTH_TOKEN": TOKEN})
+    assert server.get("/watch/nope").status == 200  # without the token: no answer about which ids exist
+    assert server.get(f"/watch/nope?token={TOKEN}").status == 404
+    page = _new_page(browser)
+    page.goto(f"{server.base}/?token={TOKEN}")
+    expect(page.locator("#source-demo-2").get_by_role("link", name="Watch")).to_have_attribute(
+        "href", f"/watch/demo-2?token={TOKEN}")
+    page.goto(f"{server.base}/watch/demo-2?token={TOKEN}")
+    probe = _playing(page)
+    assert probe["codec"] == "H264" and probe["videoWidth"] == 640, probe
+    wait_for(lambda: [s["state"] for s in _sessions(server, "demo-2", headers)] == ["active"], 5,
+             what="the authorized session")
+    page.close()
+    wait_for(lambda: _ended(server, "demo-2", headers), 5, what="the session to end when the page closes")
+
+    page = _new_page(browser)
+    api_calls: list[tuple[str, str, int]] = []
+    page.on("response", lambda r: api_calls.append((r.request.method, r.url.split(server.base, 1)[-1], r.status)))
+    page.goto(f"{server.base}/watch/demo-2")
+    error = page.locator("#error")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("WHEP 401 unauthorized")
+    expect(error).to_contain_text("?token=")
+    expect(page.locator("#state")).to_have_text("error")
+    assert ("POST", "/api/sources/demo-2/whep", 401) in api_calls, api_calls
+    assert page.evaluate("window.probe()")["framesDecoded"] == 0
+    assert _sessions(server, "demo-2", headers) == []
+    page.goto(f"{server.base}/")  # the list without the token says why it is empty
+    expect(page.locator("#error")).to_contain_text("401 unauthorized")
+    page.close()
+
+
+def test_screenshot_shows_the_picture_and_closing_the_page_ends_the_session(icey, browser, tmp_path: Path):
+    import av
+
+    server, headers = _demo(icey)
+    page = _new_page(browser)
+    page.goto(server.base + "/watch/demo-3")
+    _playing(page)
+    shot = tmp_path / "video.png"
+    page.locator("video").screenshot(path=str(shot))
+    page.screenshot(path=str(tmp_path / "page.png"))
+    with av.open(str(shot)) as png:
+        pixels = next(png.decode(video=0)).to_ndarray(format="rgb24")
+    assert pixels.shape[0] > 100 and pixels.shape[1] > 200, pixels.shape
+    assert pixels.std() > 5, f"the video element looks uniform (std {pixels.std():.1f}); see {shot}"
+    assert len({tuple(p) for p in pixels.reshape(-1, 3)[::97]}) > 20, "too few colours for the test pattern"
+
+    wait_for(lambda: server.status(headers)["sessions"]["active"] == 1, 5, what="status to count the viewer")
+    page.close()  # pagehide sends the DELETE (fetch keepalive)
+    wait_for(lambda: _ended(server, "demo-3", headers), 5, what="the session to end when the page closes")
