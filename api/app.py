@@ -5,7 +5,7 @@ from __future__ import annotations
 from quart import Quart, request
 from werkzeug.exceptions import HTTPException
 
-from api import operator_routes, pages, source_routes, webrtc_routes
+from api import event_routes, operator_routes, pages, source_routes, webrtc_routes
 from api.auth import OPEN_PATHS, authorized
 from api.control_client import ControlClient
 from api.documents import Documents
@@ -20,9 +20,10 @@ _ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
 def create_app(settings: Settings, view: StateView, control: ControlClient) -> Quart:
     app = Quart("icey-api")
     app.config.update(ICEY_SETTINGS=settings, ICEY_DOCUMENTS=Documents(settings, view), ICEY_CONTROL=control,
-                      MAX_CONTENT_LENGTH=1 << 20)
+                      ICEY_EVENTS=view.events, MAX_CONTENT_LENGTH=1 << 20)
     app.register_blueprint(operator_routes.bp)
     app.register_blueprint(source_routes.bp)
+    app.register_blueprint(event_routes.bp)
     app.register_blueprint(webrtc_routes.bp)
     app.register_blueprint(pages.bp)
 

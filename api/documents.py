@@ -13,7 +13,16 @@ import msgspec
 
 from api.state_view import StateView
 from protocol.config import Settings, SourceSettings
-from protocol.messages import AudioInfo, Check, ProcessInfo, SessionInfo, VideoInfo, WorkerState
+from protocol.messages import (
+    AudioInfo,
+    Check,
+    ProcessInfo,
+    SessionInfo,
+    SpeechStatus,
+    VideoInfo,
+    VisionStatus,
+    WorkerState,
+)
 from protocol.scrub import public_value, scrub_text
 from protocol.version import PRODUCT, SERVICE, VERSION
 
@@ -48,14 +57,9 @@ class WorkerView(msgspec.Struct, rename="camel"):
     last_heartbeat_age_ms: int | None
 
 
-class Stage(msgspec.Struct):
-    enabled: bool
-    active: bool
-
-
 class Intelligence(msgspec.Struct):
-    vision: Stage
-    speech: Stage
+    vision: VisionStatus
+    speech: SpeechStatus
 
 
 class SourceItem(msgspec.Struct, rename="camel"):
@@ -129,8 +133,8 @@ class Documents:
                 last_exit_code=proc.last_exit_code if proc else None,
                 last_heartbeat_age_ms=_ms(now - at) if at is not None else None),
             intelligence=Intelligence(
-                vision=Stage(intel.vision.enabled, bool(ws and ws.vision_active)),
-                speech=Stage(intel.speech.enabled, bool(ws and ws.speech_active))),
+                vision=(ws.vision if ws and ws.vision else VisionStatus(enabled=intel.vision.enabled)),
+                speech=(ws.speech if ws and ws.speech else SpeechStatus(enabled=intel.speech.enabled))),
         )
 
     def source_check(self, src: SourceSettings, item: SourceItem) -> Check:

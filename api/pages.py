@@ -1,4 +1,5 @@
-"""The minimal viewer pages: `/` lists the sources, `/watch/<id>` plays one over WHEP.
+"""The minimal viewer pages: `/` lists the sources, `/watch/<id>` plays one over WHEP,
+`/publish/<id>` sends the browser's camera and microphone over WHIP (record and relay sources).
 
 The pages hold no data and are served without a token; their scripts read `?token=` from the
 page address and send it as `Authorization: Bearer` on every API call. The HTML, CSS and JS live
@@ -19,7 +20,7 @@ bp = Blueprint("pages", __name__)
 STATIC = Path(__file__).parent / "static"
 _TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
           ".css": "text/css; charset=utf-8"}
-ASSETS = ("common.js", "index.js", "watch.js", "style.css")  # what /ui/<name> serves; nothing else
+ASSETS = ("common.js", "index.js", "watch.js", "publish.js", "style.css")  # what /ui/<name> serves; nothing else
 _HEADERS = {
     "Cache-Control": "no-cache",
     "X-Content-Type-Options": "nosniff",
@@ -52,6 +53,14 @@ async def watch(source_id: str):
     if settings.source(source_id) is None and authorized(request, settings.auth.token):
         return error_response(404, "not_found", f"no source with id '{source_id}'")
     return _file("watch.html")
+
+
+@bp.get("/publish/<source_id>")
+async def publish(source_id: str):
+    settings: Settings = current_app.config["ICEY_SETTINGS"]
+    if settings.source(source_id) is None and authorized(request, settings.auth.token):  # as /watch/<id>
+        return error_response(404, "not_found", f"no source with id '{source_id}'")
+    return _file("publish.html")
 
 
 @bp.get("/ui/<name>")

@@ -1,5 +1,6 @@
 """The merged view: the latest `WorkerState` of each source and the latest `SupervisorState`,
-received on the state plane. The API owns nothing else, so a restart loses nothing."""
+received on the state plane, plus the bounded event backlog. State is re-sent by its owners, so
+a restarted API loses none of it; the event backlog (a convenience for SSE resume) restarts empty."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import msgspec
 import zmq
 import zmq.asyncio
 
+from api.event_store import EventStore
 from protocol import ipc
-from protocol.messages import SupervisorState, WorkerState, decode_state
+from protocol.messages import EventMessage, SupervisorState, WorkerState, decode_state
 
 log = logging.getLogger("icey.state")
 
@@ -31,6 +33,7 @@ class StateView:
     workers: dict[str, Received] = field(default_factory=dict)
     received: int = 0
     dropped: int = 0
+    events: EventStore = field(default_factory=EventStore)
 
     def apply(self, data: bytes, now: float) -> None:
         """Merge one message; garbage and out-of-order snapshots are counted and dropped."""
@@ -40,6 +43,9 @@ class StateView:
             self.dropped += 1
             return
         self.received += 1
+        if isinstance(msg, EventMessage):
+            self.events.add(msg.event)
+            return
         if isinstance(msg, SupervisorState):
             if self.supervisor is not None and msg.pid == self.supervisor.pid and msg.seq < self.supervisor.seq:
                 return

@@ -96,9 +96,34 @@ class SpeechConfig(_Camel):
     update_interval_usec: int = 250_000
 
 
+class RetentionConfig(_Camel):
+    """Oldest files go first once either limit is passed; 0 disables that limit."""
+
+    max_age_hours: float = 72.0
+    max_total_mb: int = 20_480
+
+
+class ArtifactsConfig(_Camel):
+    """Snapshots and clips share one retention limit (new; icey never deletes anything)."""
+
+    retention: RetentionConfig = msgspec.field(
+        default_factory=lambda: RetentionConfig(max_age_hours=168.0, max_total_mb=2048))
+
+
 class IntelligenceConfig(_Camel):
     vision: VisionConfig = msgspec.field(default_factory=VisionConfig)
     speech: SpeechConfig = msgspec.field(default_factory=SpeechConfig)
+    artifacts: ArtifactsConfig = msgspec.field(default_factory=ArtifactsConfig)
+
+
+class RecordConfig(_Camel):
+    """Continuous recording of a source's own packets (new): `<dir>/<source-id>/<UTC>.mp4`,
+    `dir` defaulting to media.recordDir."""
+
+    enabled: bool = False
+    segment_seconds: float = 60.0
+    dir: str = ""
+    retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
 
 
 class MediaConfig(_Camel):
@@ -108,6 +133,7 @@ class MediaConfig(_Camel):
     loop: bool = True
     passthrough_video: bool = False
     max_viewers: int = 64
+    record: RecordConfig = msgspec.field(default_factory=RecordConfig)
     video: VideoConfig = msgspec.field(default_factory=VideoConfig)
     audio: AudioConfig = msgspec.field(default_factory=AudioConfig)
     intelligence: IntelligenceConfig = msgspec.field(default_factory=IntelligenceConfig)
@@ -161,6 +187,7 @@ class SourceEntry(_Camel):
     loop: bool | None = None
     passthrough_video: bool | None = None
     max_viewers: int | None = None
+    record: dict | None = None
     video: dict | None = None
     audio: dict | None = None
     intelligence: dict | None = None
@@ -181,6 +208,7 @@ class FileConfig(_Camel):
 
 # Per-source override blocks are typed by the matching media sub-struct for validation.
 SOURCE_OVERRIDE_TYPES: dict[str, type] = {
+    "record": RecordConfig,
     "video": VideoConfig,
     "audio": AudioConfig,
     "intelligence": IntelligenceConfig,
@@ -200,6 +228,7 @@ class SourceSettings(_Camel):
     loop: bool
     passthrough_video: bool
     max_viewers: int
+    record: RecordConfig
     video: VideoConfig
     audio: AudioConfig
     intelligence: IntelligenceConfig

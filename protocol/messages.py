@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import msgspec
 
+from protocol.events import Event
+
 SCHEMA_VERSION = 1
 
 
@@ -48,6 +50,27 @@ class SessionInfo(msgspec.Struct, rename="camel", kw_only=True):
     packets_received: int = 0
 
 
+class VisionStatus(msgspec.Struct, rename="camel", kw_only=True):
+    enabled: bool = True
+    active: bool = False  # motion in progress
+    last_score: float | None = None
+    events: int = 0
+    queue_drops: int = 0
+    analysis_fps: float = 0.0
+    latency_ms: float | None = None  # frame arrival to analysis done
+    last_snapshot_url: str | None = None
+    last_clip_url: str | None = None
+
+
+class SpeechStatus(msgspec.Struct, rename="camel", kw_only=True):
+    enabled: bool = True
+    active: bool = False  # voice in progress
+    level: float = 0.0
+    peak: float = 0.0
+    events: int = 0
+    queue_drops: int = 0
+
+
 class WorkerState(msgspec.Struct, tag="worker", kw_only=True):
     """A worker's full view of its source, sent on every change and every heartbeat."""
 
@@ -66,8 +89,8 @@ class WorkerState(msgspec.Struct, tag="worker", kw_only=True):
     sessions_active: int = 0
     sessions_total: int = 0
     sessions: list[SessionInfo] = []
-    vision_active: bool = False
-    speech_active: bool = False
+    vision: VisionStatus | None = None
+    speech: SpeechStatus | None = None
     changed_mono: float = 0.0  # when `state`/media last changed, for freshness measurement
 
 
@@ -98,7 +121,13 @@ class SupervisorState(msgspec.Struct, tag="supervisor", kw_only=True):
     turn: ProcessInfo | None = None  # the TURN relay (coturn), when enabled and installed
 
 
-StateMessage = WorkerState | SupervisorState
+class EventMessage(msgspec.Struct, tag="event"):
+    """An Event on the state plane (events are not state: the API keeps a bounded backlog)."""
+
+    event: Event
+
+
+StateMessage = WorkerState | SupervisorState | EventMessage
 
 
 class DescribeRequest(msgspec.Struct, tag="describe"):

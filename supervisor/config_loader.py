@@ -252,6 +252,7 @@ def _resolve_sources(cfg: FileConfig, entries: list[tuple[SourceEntry, dict]]) -
             mode=entry.mode or cfg.media.mode, loop=loop and not kind.live,
             passthrough_video=media.passthrough_video if entry.passthrough_video is None else entry.passthrough_video,
             max_viewers=media.max_viewers if entry.max_viewers is None else entry.max_viewers,
+            record=msgspec.structs.replace(media.record, dir=media.record.dir or cfg.media.record_dir),
             video=media.video, audio=media.audio, intelligence=media.intelligence,
         ))
     if len({s.id for s in resolved}) != len(resolved):

@@ -9,7 +9,9 @@ from pathlib import Path
 import zmq.asyncio
 
 from protocol.child import load_settings, run_child
+from protocol.events import SourceData
 from workers.control_server import ControlServer
+from workers.event_emitter import EventEmitter
 from workers.ice import restrict_host_addresses
 from workers.ingest import Ingest, RecordIngest, RelayIngest
 from workers.media_unit import Timeline
@@ -36,11 +38,19 @@ def main() -> None:
         publisher = StatePublisher(args.runtime_dir, src.id, settings.supervisor.heartbeat_ms / 1000)
         control = ControlServer(ctx, args.runtime_dir, src.index, src.id)
         hub = PacketHub(loop)
+        events = EventEmitter(publisher.sock, src.id, loop)
         reader: SourceReader | None = None
+        last_state = "starting"
 
         def changed() -> None:  # called from the reader thread too
-            if reader is not None and reader.state != "online":
-                loop.call_soon_threadsafe(hub.reset)
+            nonlocal last_state
+            if reader is not None:
+                if reader.state != "online":
+                    loop.call_soon_threadsafe(hub.reset)
+                if (reader.state == "online") != (last_state == "online"):
+                    events.emit(f"source.{'online' if reader.state == 'online' else 'offline'}",
+                                SourceData(state=reader.state, detail=reader.last_error))
+                last_state = reader.state
             publisher.changed()
 
         if src.kind != "none":
@@ -57,7 +67,7 @@ def main() -> None:
                 return reader.audio_delivery is not None
             return src.mode == "relay"  # a relayed publisher's audio, when it sends some
 
-        sessions = SessionManager(settings, src, hub, publisher.changed, has_audio, ingest_for)
+        sessions = SessionManager(settings, src, hub, publisher.changed, has_audio, ingest_for, events)
         publisher.reader = control.reader = reader
         publisher.sessions = control.sessions = sessions
         if reader is not None:

@@ -26,6 +26,7 @@ from workers.media_unit import (
     h264_unit,
     opus_unit,
 )
+from workers.packet_tap import PacketTap, SourceStreams
 from workers.source_stats import SourceStats
 from workers.transcode import AudioTranscoder, VideoTranscoder, needs_video_transcode
 
@@ -163,6 +164,7 @@ class SourceReader(threading.Thread):
         self.src = src
         self.on_change = on_change
         self.sink = sink or (lambda unit: None)
+        self.taps: list[PacketTap] = []
         self.timeline = Timeline()
         self.video_delivery: str | None = None
         self.audio_delivery: str | None = None
@@ -220,6 +222,14 @@ class SourceReader(threading.Thread):
         self.timeline.new_epoch()
         delivery = Delivery(source, self.sink, self.timeline, self.src.video)
         self.video_delivery, self.audio_delivery = delivery.video_mode, delivery.audio_mode
+        if isinstance(source, DemoSource):
+            streams = SourceStreams(None, None, source.video, source.audio)
+        else:
+            streams = SourceStreams(source.video, source.audio,
+                                    source.video.codec_context if source.video else None,
+                                    source.audio.codec_context if source.audio else None)
+        for tap in self.taps:
+            tap.on_open(streams)
         wall0: float | None = None
         ts0 = 0.0
         loop_offset = last_ts = 0.0
@@ -244,6 +254,10 @@ class SourceReader(threading.Thread):
                     self._stop.wait(delay)
                     now = time.monotonic()
             self.stats.on_packet(kind == "video", pkt.size, pkt.is_keyframe, ts, now)
+            if self.taps and pkt.pts is not None and pkt.time_base is not None:
+                seconds = self.timeline.map(float(pkt.pts * pkt.time_base))
+                for tap in self.taps:  # before delivery: a bitstream filter empties the packet
+                    tap.on_packet(kind, pkt, seconds)
             if kind == "video":
                 delivery.video(pkt)
             else:
@@ -270,6 +284,8 @@ class SourceReader(threading.Thread):
                 error, state = f"{type(exc).__name__}: {exc}", "reconnecting"
             finally:
                 if source is not None:
+                    for tap in self.taps:
+                        tap.on_close("stopped" if self._stop.is_set() else "source lost")
                     try:
                         source.close()
                     except Exception:  # closing a broken demuxer must not kill the reader

@@ -17,8 +17,10 @@ from datetime import UTC, datetime
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 
 from protocol.config import Settings, SourceSettings
+from protocol.events import SessionData
 from protocol.messages import SessionInfo
 from workers.encoded_receiver import receive_encoded, receiver_of
+from workers.event_emitter import EventEmitter
 from workers.ice import configuration, filter_remote_candidates
 from workers.ingest import Ingest
 from workers.media_unit import MediaUnit
@@ -73,8 +75,10 @@ def check_offer(sdp: str) -> None:
 
 class SessionManager:
     def __init__(self, settings: Settings, src: SourceSettings, hub: PacketHub, on_change: Callable[[], None],
-                 has_audio: Callable[[], bool], ingest_factory: Callable[[Session], Ingest]) -> None:
+                 has_audio: Callable[[], bool], ingest_factory: Callable[[Session], Ingest],
+                 events: EventEmitter) -> None:
         self.settings, self.src, self.hub = settings, src, hub
+        self.events = events
         self.on_change = on_change
         self.has_audio = has_audio
         self.ingest_factory = ingest_factory
@@ -148,6 +152,7 @@ class SessionManager:
         if session.ingest is not None:
             await asyncio.to_thread(session.ingest.close)  # finalises a recording off the loop
         self.on_change()
+        self.events.emit("session.closed", SessionData(session_id=session.id, kind=session.kind, remote=session.remote))
         log.info("session %s closed (%s); sent %d bytes", session.id, reason, session.bytes_sent)
         return True
 
@@ -238,6 +243,7 @@ class SessionManager:
         self.sessions[session.id] = session
         self.total += 1
         self.on_change()
+        self.events.emit("session.opened", SessionData(session_id=session.id, kind=session.kind, remote=session.remote))
         log.info("session %s (%s from %s) created", session.id, session.kind, session.remote)
         return session.id, pc.localDescription.sdp
 

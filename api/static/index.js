@@ -1,4 +1,4 @@
-// The source list: GET /api/sources every 2 s, one row per source with a Watch link.
+// The source list: GET /api/sources every 2 s, one row per source with its Watch and/or Publish link.
 'use strict';
 (() => {
   const {el} = Icey;
@@ -15,8 +15,15 @@
   function row(item) {
     const media = item.media || {};
     const audio = media.audio ? media.audio.codec + ' ' + media.audio.channels + 'ch' : '—';
-    const watch = item.mode === 'record' ? el('span', {className: 'dim', textContent: 'record only'})
-      : el('a', {href: Icey.link('/watch/' + encodeURIComponent(item.id)), textContent: 'Watch'});
+    // Watch over WHEP (not a record source: nothing to watch there); Publish over WHIP (record and relay).
+    const links = [];
+    if (item.mode !== 'record') {
+      links.push(el('a', {href: Icey.link('/watch/' + encodeURIComponent(item.id)), textContent: 'Watch'}));
+    }
+    if (item.mode === 'record' || item.mode === 'relay') {
+      if (links.length) links.push(' · ');
+      links.push(el('a', {href: Icey.link('/publish/' + encodeURIComponent(item.id)), textContent: 'Publish'}));
+    }
     return el('tr', {id: 'source-' + item.id},
       el('td', {}, el('b', {textContent: item.id}), ' ', el('span', {className: 'dim', textContent: item.mode})),
       el('td', {className: 'state ' + item.state, textContent: item.state,
@@ -24,7 +31,7 @@
       el('td', {textContent: videoText(media.video)}),
       el('td', {textContent: audio}),
       el('td', {className: 'viewers', textContent: String((item.sessions || {}).active || 0)}),
-      el('td', {}, watch));
+      el('td', {}, ...links));
   }
 
   async function refresh() {

@@ -1,0 +1,62 @@
+"""Events: what happened at a source, pushed by its worker on the state plane and served by
+the API as Server-Sent Events and per-source history.
+
+Payloads are versioned msgspec Structs (`schema`), so a consumer can tell a newer shape apart.
+Event `type`s: motion.start, motion.end, speech.start, speech.stop, snapshot, clip,
+source.online, source.offline, session.opened, session.closed.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+EVENT_SCHEMA = 1
+
+
+class Region(msgspec.Struct, frozen=True):
+    """A box in normalized frame coordinates (0..1), so it survives any rescaling."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+
+
+class MotionData(msgspec.Struct, tag="motion", rename="camel", kw_only=True):
+    score: float  # fraction of grid cells that changed
+    regions: list[Region] = []
+    cells: int = 0
+
+
+class SpeechData(msgspec.Struct, tag="speech", rename="camel", kw_only=True):
+    level: float  # RMS level, 0..1 of full scale
+    peak: float = 0.0
+
+
+class ArtifactData(msgspec.Struct, tag="artifact", rename="camel", kw_only=True):
+    url: str  # under /artifacts/, never a filesystem path
+    bytes: int = 0
+    duration_sec: float | None = None
+
+
+class SourceData(msgspec.Struct, tag="source", rename="camel", kw_only=True):
+    state: str
+    detail: str | None = None  # scrubbed
+
+
+class SessionData(msgspec.Struct, tag="session", rename="camel", kw_only=True):
+    session_id: str
+    kind: str  # whep | whip
+    remote: str
+
+
+EventData = MotionData | SpeechData | ArtifactData | SourceData | SessionData
+
+
+class Event(msgspec.Struct, rename="camel", kw_only=True):
+    schema: int = EVENT_SCHEMA
+    source_id: str
+    type: str
+    time: str  # RFC 3339 UTC, wall clock at the worker
+    media_time: float | None = None  # seconds on the source's timeline, when it comes from media
+    data: EventData | None = None
