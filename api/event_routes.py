@@ -61,7 +61,7 @@ async def events():
                 seen = stored.id
                 if _matches(stored, sources, types):
                     yield _frame(stored)
-            while not subscriber.overflowed.is_set():
+            while not (subscriber.overflowed.is_set() and subscriber.queue.empty()):
                 try:
                     stored = await asyncio.wait_for(subscriber.queue.get(), KEEPALIVE_SEC)
                 except TimeoutError:

@@ -27,11 +27,15 @@ class Subscriber:
         self.queue: asyncio.Queue[Stored] = asyncio.Queue(SUBSCRIBER_QUEUE)
         self.overflowed = asyncio.Event()
 
-    def offer(self, stored: Stored) -> None:
+    def offer(self, stored: Stored) -> bool:
+        """False once the client has fallen too far behind: its stream ends (it can resume with
+        Last-Event-ID) and it is no longer fed, so it holds at most one full queue."""
         try:
             self.queue.put_nowait(stored)
+            return True
         except asyncio.QueueFull:
-            self.overflowed.set()  # the stream ends; the client resumes with Last-Event-ID
+            self.overflowed.set()
+            return False
 
 
 class EventStore:
@@ -46,7 +50,8 @@ class EventStore:
         self.backlog.append(stored)
         self.per_source.setdefault(event.source_id, deque(maxlen=PER_SOURCE)).append(stored)
         for subscriber in list(self.subscribers):
-            subscriber.offer(stored)
+            if not subscriber.offer(stored):
+                self.subscribers.discard(subscriber)
         return stored
 
     @property
