@@ -16,6 +16,7 @@ from workers.ice import restrict_host_addresses
 from workers.ingest import Ingest, RecordIngest, RelayIngest
 from workers.media_unit import Timeline
 from workers.packet_hub import PacketHub
+from workers.segment_recorder import SegmentRecorder
 from workers.source_reader import SourceReader
 from workers.state_publisher import StatePublisher
 from workers.webrtc_sessions import Session, SessionManager
@@ -70,13 +71,20 @@ def main() -> None:
         sessions = SessionManager(settings, src, hub, publisher.changed, has_audio, ingest_for, events)
         publisher.reader = control.reader = reader
         publisher.sessions = control.sessions = sessions
+        recorder: SegmentRecorder | None = None
+        if reader is not None and src.record.enabled:  # continuous recording: a tap before the reader starts
+            recorder = SegmentRecorder(src.id, src.record)
+            reader.taps.append(recorder)
+            recorder.start()
         if reader is not None:
             reader.start()
         try:
-            await asyncio.gather(publisher.run(), control.run())
+            await asyncio.gather(publisher.run(), control.run(), sessions.watch_liveness())
         finally:
             if reader is not None:
                 reader.stop()
+            if recorder is not None:
+                recorder.stop()  # closes the open segment now: the reader thread may not get there
             await sessions.close_all()
             publisher.send(final=True)
             publisher.sock.close(linger_ms=200)  # let the last word out

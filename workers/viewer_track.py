@@ -88,10 +88,21 @@ class ViewerTrack(MediaStreamTrack):
         self._ready.set()
 
 
-def attach_sender(sender: RTCRtpSender, track: ViewerTrack, on_sent: Callable[[MediaUnit], None]) -> None:
+def attach_sender(sender: RTCRtpSender, track: ViewerTrack, on_sent: Callable[[MediaUnit], None],
+                  on_heard: Callable[[], None]) -> None:
+    """`on_heard` is called for every RTCP packet from the viewer: its receiver reports are how
+    we know it is still there (aiortc has no ICE `disconnected` state of its own)."""
+
     async def next_encoded_frame(codec) -> RTCEncodedFrame:
         unit, timestamp = await track.next_unit()
         on_sent(unit)
         return RTCEncodedFrame(list(unit.payloads), timestamp, None)
 
+    handle_rtcp = sender._handle_rtcp_packet
+
+    async def heard(packet) -> None:
+        on_heard()
+        await handle_rtcp(packet)
+
     sender._next_encoded_frame = next_encoded_frame  # type: ignore[method-assign]
+    sender._handle_rtcp_packet = heard  # type: ignore[method-assign]

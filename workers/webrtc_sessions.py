@@ -1,8 +1,10 @@
 """The WebRTC peers of one source: WHEP viewers (and, in record/relay mode, the WHIP publisher).
 
-Each session owns one RTCPeerConnection. A session is `active` while ICE is connected and media
-flows; `disconnected` gets a grace period; `failed`/`closed`/DELETE end it at once and free
-everything. Every change is pushed on the state plane at once (status within 250 ms).
+Each session owns one RTCPeerConnection. A session is `active` while it is connected and we hear
+from the peer (RTCP from a viewer, media from a publisher); silent for SILENCE_SEC it is
+`disconnected` and gets a grace period to come back; `failed`/`closed`/DELETE end it at once and
+free everything. aiortc itself has no `disconnected` state (its consent check only fails after
+30 s), hence this watch. Every change is pushed on the state plane at once.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +32,7 @@ from workers.viewer_track import ViewerTrack, attach_sender
 
 log = logging.getLogger("icey.sessions")
 CONNECT_TIMEOUT_SEC = 30.0  # a peer that never completes ICE is dropped
+SILENCE_SEC = 3.0  # receivers report every second or so; three seconds of nothing is a gone peer
 MAX_SDP_BYTES = 64 * 1024
 
 
@@ -51,8 +55,11 @@ class Session:
     packets_sent: int = 0
     bytes_received: int = 0
     packets_received: int = 0
-    grace: asyncio.TimerHandle | None = None
     ingest: Ingest | None = None  # a WHIP publisher's recorder or relay
+    last_heard: float = field(default_factory=time.monotonic)
+
+    def heard(self) -> None:
+        self.last_heard = time.monotonic()
 
     def info(self) -> SessionInfo:
         return SessionInfo(id=self.id, kind=self.kind, remote=self.remote, state=self.state,
@@ -120,19 +127,11 @@ class SessionManager:
         if session.id not in self.sessions:
             return
         if state == "connected":
-            if session.grace is not None:
-                session.grace.cancel()
-                session.grace = None
             if session.state != "active":
                 session.state = "active"
+                session.heard()
                 log.info("session %s (%s from %s) active", session.id, session.kind, session.remote)
                 self.on_change()
-        elif state == "disconnected":
-            session.state = "disconnected"
-            grace = self.settings.webrtc.disconnect_grace_sec
-            session.grace = asyncio.get_running_loop().call_later(
-                grace, lambda: asyncio.ensure_future(self.close(session.id, "disconnected")))
-            self.on_change()
         elif state in ("failed", "closed"):
             await self.close(session.id, state)
             return
@@ -143,8 +142,6 @@ class SessionManager:
         session = self.sessions.pop(session_id, None)
         if session is None:
             return False
-        if session.grace is not None:
-            session.grace.cancel()
         session.state = "closed"
         for track in session.tracks:
             track.stop()
@@ -155,6 +152,26 @@ class SessionManager:
         self.events.emit("session.closed", SessionData(session_id=session.id, kind=session.kind, remote=session.remote))
         log.info("session %s closed (%s); sent %d bytes", session.id, reason, session.bytes_sent)
         return True
+
+    async def watch_liveness(self) -> None:
+        """active -> disconnected after SILENCE_SEC without a word from the peer; back to active
+        if it speaks again within the grace period; closed after it."""
+        grace = self.settings.webrtc.disconnect_grace_sec
+        while True:
+            await asyncio.sleep(0.5)
+            now = time.monotonic()
+            for session in list(self.sessions.values()):
+                silent = now - session.last_heard
+                if session.state == "active" and silent > SILENCE_SEC:
+                    session.state = "disconnected"
+                    log.info("session %s silent for %.1fs; %.0fs grace", session.id, silent, grace)
+                    self.on_change()
+                elif session.state == "disconnected" and silent <= SILENCE_SEC:
+                    session.state = "active"
+                    log.info("session %s back", session.id)
+                    self.on_change()
+                elif session.state == "disconnected" and silent > SILENCE_SEC + grace:
+                    await self.close(session.id, "disconnected")
 
     async def close_all(self) -> None:
         await asyncio.gather(*(self.close(sid, "shutdown") for sid in list(self.sessions)))
@@ -188,7 +205,7 @@ class SessionManager:
                 session.tracks.append(track)
                 transceiver = pc.addTransceiver(track, direction="sendonly")
                 transceiver.setCodecPreferences(_codecs(kind, mime))
-                attach_sender(transceiver.sender, track, self._count_sent(session))
+                attach_sender(transceiver.sender, track, self._count_sent(session), session.heard)
 
         return await self._negotiate(session, sdp, add_transceivers)
 
@@ -210,6 +227,7 @@ class SessionManager:
         ingest = session.ingest = self.ingest_factory(session)
 
         def count(kind: str, data: bytes, timestamp: int) -> None:
+            session.last_heard = time.monotonic()  # plain store: safe from the receiver thread
             session.bytes_received += len(data)
             session.packets_received += 1
             ingest.write(kind, data, timestamp)

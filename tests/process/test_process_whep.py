@@ -220,3 +220,44 @@ async def test_status_counts_match_sessions_list(icey, viewers):
     finally:
         for viewer in opened:
             await viewer.close()
+
+
+def _viewer_process(server, source_id):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "support" / "viewer_process.py"
+    proc = subprocess.Popen([sys.executable, str(script), server.base, source_id], stdout=subprocess.PIPE)
+    line = proc.stdout.readline().decode()
+    assert line.startswith("READY"), line
+    return proc, line.split()[1].rsplit("/", 1)[1]
+
+
+def test_a_silent_viewer_gets_a_grace_period(icey):
+    import os
+    import signal
+
+    server = icey(["--demo", "--no-turn"], config={**LOOPBACK, "webrtc": {**LOOPBACK["webrtc"],
+                                                                           "disconnectGraceSec": 3}})
+    _online(server, "demo-1")
+    proc, session_id = _viewer_process(server, "demo-1")
+
+    def state():
+        items = server.get("/api/sources/demo-1/sessions").json()["items"]
+        return next((s["state"] for s in items if s["id"] == session_id), "gone")
+
+    try:
+        wait_for(lambda: state() == "active", 5, what="active")
+        os.kill(proc.pid, signal.SIGSTOP)  # frozen: no more receiver reports
+        wait_for(lambda: state() == "disconnected", 8, what="disconnected")
+        assert server.status()["sessions"]["active"] == 0
+        os.kill(proc.pid, signal.SIGCONT)  # back within the grace period
+        wait_for(lambda: state() == "active", 5, what="active again")
+        os.kill(proc.pid, signal.SIGKILL)  # gone for good: closed after the grace period
+        wait_for(lambda: state() == "disconnected", 8, what="disconnected again")
+        wait_for(lambda: state() == "gone", 8, what="closed after grace")
+        assert server.status()["sessions"] == {"active": 0, "total": 1}
+    finally:
+        proc.kill()
+        proc.wait(5)
