@@ -33,11 +33,16 @@ def is_h264_keyframe(annexb: bytes) -> bool:
 
 
 class Mp4Recorder:
-    """Starts at the first keyframe that carries SPS/PPS; audio before it is dropped."""
+    """Starts at the first keyframe that carries SPS/PPS; audio before it is dropped.
+
+    A keyframe with a different SPS (a browser ramping its resolution up) starts a new file:
+    an MP4's avcC header describes one SPS, and players that trust it would mis-scale the rest."""
 
     def __init__(self, directory: Path, source_id: str) -> None:
         directory.mkdir(parents=True, exist_ok=True)
+        self.directory, self.source_id = directory, source_id
         self.path = directory / recording_name(source_id)
+        self._sps = b""
         self.container: av.container.OutputContainer | None = None
         self.video = self.audio = None
         self._origin: dict[str, tuple[int, float]] = {}  # kind -> (first RTP timestamp, arrival offset)
@@ -49,6 +54,7 @@ class Mp4Recorder:
     def _open(self, keyframe: bytes) -> None:
         """The video stream's parameters come from the keyframe itself, via FFmpeg's raw H.264
         demuxer (it extracts SPS/PPS into extradata, which the MP4 muxer turns into avcC)."""
+        self._sps = next(n for n in nal_units(keyframe) if nal_type(n) == NAL_SPS)
         template_input = av.open(io.BytesIO(keyframe), format="h264")
         template = template_input.streams.video[0]
         self.container = av.open(str(self.path), "w", format="mp4", options=FRAGMENTED)
@@ -74,10 +80,16 @@ class Mp4Recorder:
             self._write(kind, data, timestamp)
 
     def _write(self, kind: str, data: bytes, timestamp: int) -> None:
+        nals = nal_units(data) if kind == "video" else []
+        self_contained = {NAL_SPS, NAL_PPS, NAL_IDR} <= {nal_type(n) for n in nals}
         if self.container is None:
-            nals = {nal_type(n) for n in nal_units(data)} if kind == "video" else set()
-            if not {NAL_SPS, NAL_PPS, NAL_IDR} <= nals:
+            if not self_contained:
                 return  # wait for a self-contained keyframe
+            self._open(data)
+        elif self_contained and next(n for n in nals if nal_type(n) == NAL_SPS) != self._sps:
+            self._close()
+            self.path = self.directory / recording_name(self.source_id)
+            self._origin.clear()
             self._open(data)
         if kind == "video":
             pkt = av.Packet(data)
@@ -91,11 +103,13 @@ class Mp4Recorder:
             pkt.time_base, pkt.stream = self.audio.time_base, self.audio
         self.container.mux(pkt)
 
-    def close(self) -> Path | None:
-        with self._lock:
-            if self.container is None:
-                return None
+    def _close(self) -> None:
+        if self.container is not None:
             self.container.close()
             self.container = None
-        log.info("recording saved to %s (%d video frames)", self.path.name, self.frames)
-        return self.path
+            log.info("recording saved to %s (%d video frames)", self.path.name, self.frames)
+            self.frames = 0
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()

@@ -74,9 +74,8 @@
     return h264.concat(codecs.filter((c) => !isH264(c)));
   }
 
-  function preferH264(transceiver) {
-    const sending = h264First((RTCRtpSender.getCapabilities('video') || {codecs: []}).codecs);
-    if (!sending) throw new Error('This browser cannot send H.264, the only video codec the server takes.');
+  // `sending`: h264First() of the sender's capabilities.
+  function preferH264(transceiver, sending) {
     if (!transceiver.setCodecPreferences) return;  // the offer still lists H.264; the answer picks it
     const receiving = RTCRtpReceiver.getCapabilities && RTCRtpReceiver.getCapabilities('video');
     const preferred = receiving && h264First(receiving.codecs);
@@ -95,9 +94,8 @@
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
       throw new Error('The camera is only available to pages served over HTTPS or from localhost.');
     }
-    if (!h264First((RTCRtpSender.getCapabilities('video') || {codecs: []}).codecs)) {
-      throw new Error('This browser cannot send H.264, the only video codec the server takes.');
-    }
+    const sending = h264First((RTCRtpSender.getCapabilities('video') || {codecs: []}).codecs);
+    if (!sending) throw new Error('This browser cannot send H.264, the only video codec the server takes.');
     let iceServers = [];
     try {
       iceServers = (await Icey.getJSON('/api/config')).iceServers || [];
@@ -114,7 +112,7 @@
     pc = new RTCPeerConnection({iceServers});
     const videoTrack = media.getVideoTracks()[0], audioTrack = media.getAudioTracks()[0];
     if (!videoTrack) throw new Error('The camera gave no video track.');
-    preferH264(pc.addTransceiver(videoTrack, {direction: 'sendonly', streams: [media]}));
+    preferH264(pc.addTransceiver(videoTrack, {direction: 'sendonly', streams: [media]}), sending);
     if (audioTrack) pc.addTransceiver(audioTrack, {direction: 'sendonly', streams: [media]});
     pc.onconnectionstatechange = () => {
       if (finished()) return;

@@ -1,0 +1,222 @@
+"""The publish page in a real headless Chromium against a real server: `/publish/<id>` sends
+Chromium's fake camera (H.264 through OpenH264) and fake microphone (Opus) over WHIP, to a record
+source (an MP4 file, also after a kill -9 of the worker) and to a relay source watched by two
+`/watch/<id>` pages, which survive a change of publisher.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+from support.processes import IceyServer, wait_for
+from test_browser_viewer import LOOPBACK, TOKEN, _new_page, _playing, _sessions
+
+NO_H264 = """(() => {  // a browser without H.264: what the page must refuse before asking for the camera
+  const caps = RTCRtpSender.getCapabilities.bind(RTCRtpSender);
+  RTCRtpSender.getCapabilities = (kind) => {
+    const c = caps(kind);
+    return kind === 'video' ? {...c, codecs: c.codecs.filter((x) => x.mimeType.toLowerCase() !== 'video/h264')} : c;
+  };
+})();"""
+
+
+def _ffprobe(path: Path) -> dict:
+    """Stream codecs and counted frames, plus whatever a full decode of the file complains about."""
+    if shutil.which("ffprobe") is None or shutil.which("ffmpeg") is None:
+        pytest.fail("ffprobe/ffmpeg not installed (see .ci/install-deps)")
+    out = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_entries",
+                          "stream=codec_type,codec_name,width,height,nb_read_frames:format=duration",
+                          "-of", "json", str(path)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    errors = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"],
+                            capture_output=True, text=True, timeout=60).stderr
+    info = json.loads(out.stdout)
+    info["streams"] = {s["codec_type"]: s for s in info["streams"]}
+    info["decode_errors"] = errors.strip()
+    return info
+
+
+def _publishing(page: Page, min_frames: int, min_seconds: float = 0.0, timeout: float = 20.0) -> dict:
+    """Poll the publish page's probe() until it has encoded `min_frames` frames and has been
+    publishing (connected) for `min_seconds`."""
+    deadline = time.monotonic() + timeout
+    since: float | None = None
+    probe: dict = {}
+    while time.monotonic() < deadline:
+        probe = page.evaluate("window.probe()")
+        assert probe["state"] not in ("error", "stopped"), probe
+        if probe["state"] == "publishing" and since is None:
+            since = time.monotonic()
+        if since is not None and probe["framesEncoded"] > min_frames and time.monotonic() - since >= min_seconds:
+            return probe
+        page.wait_for_timeout(250)
+    raise AssertionError(f"not publishing {min_frames} frames / {min_seconds}s within {timeout}s: {probe}")
+
+
+def _record_server(icey, tmp_path: Path) -> tuple[IceyServer, Path]:
+    record_dir = tmp_path / "recordings"
+    config = {**LOOPBACK, "media": {"recordDir": str(record_dir)}, "sources": [{"id": "desk", "mode": "record"}]}
+    server = icey(["--no-turn"], config)
+    server.wait_source("desk", lambda s: s["state"] == "offline")  # the worker waits for a publisher
+    return server, record_dir
+
+
+def _start_publishing(server: IceyServer, page: Page, source_id: str, min_frames: int = 60,
+                      min_seconds: float = 0.0) -> dict:
+    page.goto(f"{server.base}/publish/{source_id}")
+    probe = _publishing(page, min_frames, min_seconds)
+    assert probe["codec"] == "H264" and probe["bytesSent"] > 0 and probe["error"] is None, probe
+    server.wait_source(source_id, lambda s: s["state"] == "online", timeout=10)
+    return probe
+
+
+def _check_recording(path: Path, min_frames: int) -> dict:
+    info = _ffprobe(path)
+    video, audio = info["streams"].get("video"), info["streams"].get("audio")
+    assert video and video["codec_name"] == "h264" and int(video["nb_read_frames"]) > min_frames, info
+    assert video["width"] > 0 and video["height"] > 0, info
+    assert audio and audio["codec_name"] == "opus" and int(audio["nb_read_frames"]) > 0, info
+    assert info["decode_errors"] == "", info["decode_errors"]
+    return info
+
+
+def test_publish_to_record_and_stop(icey, browser, tmp_path: Path):
+    server, record_dir = _record_server(icey, tmp_path)
+    r = server.get("/publish/desk")
+    assert r.status == 200 and r.headers["content-type"] == "text/html; charset=utf-8"
+    assert "script-src" not in r.headers["content-security-policy"]  # default-src 'self': no inline script
+    r = server.get("/ui/publish.js")
+    assert r.status == 200 and r.headers["content-type"].startswith("text/javascript")
+    r = server.get("/publish/nope")
+    assert r.status == 404 and r.json()["error"] == "not_found"
+
+    page = _new_page(browser)
+    page.goto(server.base + "/")  # a record source has nothing to watch: Publish only
+    row = page.locator("#source-desk")
+    expect(row.get_by_role("link", name="Publish")).to_have_attribute("href", "/publish/desk")
+    expect(row.get_by_role("link", name="Watch")).to_have_count(0)
+    row.get_by_role("link", name="Publish").click()
+    page.wait_for_url(server.base + "/publish/desk")
+    started = time.monotonic()
+    probe = _publishing(page, min_frames=60, min_seconds=4.0)
+    print(f"publishing for 4 s after {time.monotonic() - started:.1f}s: {probe}")
+    expect(page.locator("#state")).to_have_text("publishing")
+    expect(page.locator("#codec")).to_have_text("H264")
+    sessions = _sessions(server, "desk", {})
+    assert [(s["kind"], s["state"]) for s in sessions] == [("whip", "active")], sessions
+    assert sessions[0]["bytesReceived"] > 0
+    assert server.source("desk")["state"] == "online"
+
+    page.get_by_role("button", name="Stop").click()
+    expect(page.locator("#state")).to_have_text("stopped")
+    wait_for(lambda: not _sessions(server, "desk", {}), 10, what="the publisher's session to end after Stop")
+    server.wait_source("desk", lambda s: s["state"] == "offline", timeout=10)
+    assert page.locator("#error").text_content() == ""
+    files = wait_for(lambda: list(record_dir.glob("desk-*.mp4")), 10, what="the recording")
+    assert len(files) == 1, files
+    info = _check_recording(files[0], min_frames=40)
+    print(f"recording {files[0].name}: {info['streams']} duration {info['format']['duration']}")
+    assert float(info["format"]["duration"]) >= 3.0, info
+    page.close()
+
+
+def test_publish_to_record_survives_kill_of_the_worker(icey, browser, tmp_path: Path):
+    server, record_dir = _record_server(icey, tmp_path)
+    page = _new_page(browser)
+    _start_publishing(server, page, "desk", min_frames=60, min_seconds=4.0)
+    worker = server.source("desk")["worker"]
+    assert worker["pid"] and worker["restarts"] == 0, worker
+    os.kill(worker["pid"], signal.SIGKILL)
+    files = list(record_dir.glob("desk-*.mp4"))
+    assert len(files) == 1, files
+    wait_for(lambda: server.source("desk")["worker"]["restarts"] == 1, 15, what="the worker to restart")
+    info = _check_recording(files[0], min_frames=30)  # fragments of 0.5 s: about a second lost at most
+    print(f"recording after kill -9: {info['streams']} duration {info['format']['duration']}")
+    page.close()
+
+
+def test_relay_publisher_two_viewers_and_a_new_publisher(icey, browser):
+    server = icey(["--no-turn"], {**LOOPBACK, "sources": [{"id": "live", "mode": "relay"}]})
+    server.wait_source("live", lambda s: s["state"] == "offline")
+    index = _new_page(browser)
+    index.goto(server.base + "/")
+    row = index.locator("#source-live")
+    expect(row.get_by_role("link", name="Watch")).to_have_attribute("href", "/watch/live")
+    expect(row.get_by_role("link", name="Publish")).to_have_attribute("href", "/publish/live")
+    index.close()
+
+    publisher = _new_page(browser)
+    _start_publishing(server, publisher, "live", min_frames=30)
+    viewers = [_new_page(browser), _new_page(browser)]
+    for viewer in viewers:
+        viewer.goto(server.base + "/watch/live")
+    for viewer in viewers:
+        probe = _playing(viewer, min_frames=30, timeout=20)
+        assert probe["codec"] == "H264", probe
+    wait_for(lambda: sorted((s["kind"], s["state"]) for s in _sessions(server, "live", {})) ==
+             [("whep", "active"), ("whep", "active"), ("whip", "active")], 5, what="1 whip + 2 whep sessions")
+    second = _new_page(browser)  # one publisher at a time
+    second.goto(server.base + "/publish/live")
+    expect(second.locator("#error")).to_contain_text("WHIP 409 conflict")
+    expect(second.locator("#state")).to_have_text("error")
+    second.close()
+
+    publisher.get_by_role("button", name="Stop").click()  # the publisher goes; the viewers stay
+    expect(publisher.locator("#state")).to_have_text("stopped")
+    server.wait_source("live", lambda s: s["state"] == "offline", timeout=10)
+    publisher.close()
+    time.sleep(1.0)
+    for viewer in viewers:
+        probe = viewer.evaluate("window.probe()")
+        assert probe["state"] in ("playing", "stalled", "connected") and probe["error"] is None, probe
+    wait_for(lambda: sorted(s["kind"] for s in _sessions(server, "live", {})) == ["whep", "whep"], 5,
+             what="the two viewers' sessions only")
+
+    before = [viewer.evaluate("window.probe()")["framesDecoded"] for viewer in viewers]
+    replacement = _new_page(browser)
+    _start_publishing(server, replacement, "live", min_frames=30)
+    for viewer, frames in zip(viewers, before, strict=True):
+        probe = _playing(viewer, min_frames=frames + 30, timeout=20)
+        assert probe["state"] == "playing" and probe["videoWidth"] > 0, probe
+    assert sorted(s["kind"] for s in _sessions(server, "live", {})) == ["whep", "whep", "whip"]
+    replacement.close()  # pagehide sends the DELETE (fetch keepalive)
+    wait_for(lambda: sorted(s["kind"] for s in _sessions(server, "live", {})) == ["whep", "whep"], 5,
+             what="the publisher's session to end when its page closes")
+    server.wait_source("live", lambda s: s["state"] == "offline", timeout=10)
+    for viewer in viewers:
+        viewer.close()
+    wait_for(lambda: not _sessions(server, "live", {}), 5, what="the viewers' sessions to end")
+
+
+def test_publish_errors_are_shown(icey, browser):
+    server = icey(["--demo", "--no-turn"], LOOPBACK, {"ICEY_AUTH_TOKEN": TOKEN})
+    assert server.get("/publish/nope").status == 200  # without the token: no answer about which ids exist
+    assert server.get(f"/publish/nope?token={TOKEN}").status == 404
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    server.wait_source("demo-1", lambda s: s["state"] == "online", headers=headers)
+
+    page = _new_page(browser)  # a stream source takes no publisher: the page says why
+    page.goto(f"{server.base}/publish/demo-1?token={TOKEN}")
+    expect(page.locator("#error")).to_contain_text("WHIP 409 conflict")
+    expect(page.locator("#error")).to_contain_text("stream mode")
+    expect(page.locator("#state")).to_have_text("error")
+    assert page.evaluate("window.probe()")["framesEncoded"] == 0
+
+    page.goto(f"{server.base}/publish/demo-1")  # no token
+    expect(page.locator("#error")).to_contain_text("WHIP 401 unauthorized")
+    expect(page.locator("#error")).to_contain_text("?token=")
+
+    page.add_init_script(NO_H264)
+    page.goto(f"{server.base}/publish/demo-1?token={TOKEN}")
+    expect(page.locator("#error")).to_contain_text("cannot send H.264")
+    expect(page.locator("#state")).to_have_text("error")
+    page.close()
+    assert _sessions(server, "demo-1", headers) == []
