@@ -5,7 +5,7 @@ from __future__ import annotations
 from quart import Quart, request
 from werkzeug.exceptions import HTTPException
 
-from api import event_routes, operator_routes, pages, source_routes, webrtc_routes
+from api import artifact_routes, event_routes, operator_routes, pages, source_routes, webrtc_routes
 from api.auth import OPEN_PATHS, authorized
 from api.control_client import ControlClient
 from api.documents import Documents
@@ -26,11 +26,12 @@ def create_app(settings: Settings, view: StateView, control: ControlClient) -> Q
     app.register_blueprint(event_routes.bp)
     app.register_blueprint(webrtc_routes.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(artifact_routes.bp)
 
     @app.before_request
     async def require_token():
         path = request.path
-        if not path.startswith("/api/") or path in OPEN_PATHS or path == "/api/ready":
+        if not path.startswith(("/api/", "/artifacts/")) or path in OPEN_PATHS or path == "/api/ready":
             return None  # /api/ready answers probes without a token (with a minimal body)
         if request.method == "OPTIONS":
             return None  # CORS preflights carry no token; they get no credentials either

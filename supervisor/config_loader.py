@@ -28,6 +28,9 @@ from supervisor.errors import ConfigError, UsageError
 from supervisor.flags import SOURCE_ID, Flags, check_log_level, check_mode, parse_port
 
 DEFAULT_CONFIG = "./config.json"
+# Folders under the record dir that hold snapshots, clips and recordings: a source id must not
+# shadow them (its segments would land where the artifact retention sweeps).
+RESERVED_IDS = frozenset({"snapshots", "clips", "recordings"})
 MAX_TURN_TTL = 86_400
 DEMO_SOURCES = (
     ("demo-1", f"{DEMO_SCHEME}testsrc2?size=640x360&rate=25&tone=440"),
@@ -132,6 +135,9 @@ def _validate(cfg: FileConfig, raw: dict, warnings: list[str]) -> None:
         if entry.id and not SOURCE_ID.fullmatch(entry.id):
             raise ConfigError(f"invalid sources[{i}].id '{entry.id}': expected 1-64 of A-Z a-z 0-9 _ -,"
                               " starting with a letter or digit")
+        if entry.id in RESERVED_IDS:
+            raise ConfigError(f"invalid sources[{i}].id '{entry.id}': reserved for the artifact folders "
+                              f"({', '.join(sorted(RESERVED_IDS))})")
         if entry.id and entry.id in seen:
             raise ConfigError(f"duplicate sources[{i}].id '{entry.id}'")
         seen.add(entry.id)
@@ -242,8 +248,9 @@ def _resolve_sources(cfg: FileConfig, entries: list[tuple[SourceEntry, dict]]) -
                 k += 1
             source_id = f"source-{k}"
             used.add(source_id)
-        if not SOURCE_ID.fullmatch(source_id):
-            raise UsageError(f"Error: invalid source id '{source_id}'. Expected 1-64 of A-Z a-z 0-9 _ -.")
+        if not SOURCE_ID.fullmatch(source_id) or source_id in RESERVED_IDS:
+            raise UsageError(f"Error: invalid source id '{source_id}'. Expected 1-64 of A-Z a-z 0-9 _ -, "
+                             f"other than {', '.join(sorted(RESERVED_IDS))}.")
         media = _effective_media(cfg, raw, f"sources[{n}].")  # validated with the file already
         kind = classify(entry.source)
         loop = media.loop if entry.loop is None else entry.loop

@@ -58,7 +58,7 @@ class RelayIngest(Ingest):
             seconds = self.timeline.map(timestamp / VIDEO_CLOCK)
             unit = h264_unit(data, round(seconds * VIDEO_CLOCK), is_h264_keyframe(data), b"")
         else:
-            unit = opus_unit(data, round(self.timeline.map(timestamp / AUDIO_CLOCK) * AUDIO_CLOCK))
+            unit = opus_unit(data, round(self.timeline.map(timestamp / AUDIO_CLOCK, "audio") * AUDIO_CLOCK))
         self.hub.publish_threadsafe(unit)
 
     async def started(self) -> None:

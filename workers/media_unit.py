@@ -67,21 +67,30 @@ def opus_unit(data: bytes, timestamp: int) -> MediaUnit:
 
 
 class Timeline:
-    """Maps source timestamps (seconds) onto one continuous output timeline: a file that loops
-    or a camera that reconnects keeps the viewers' RTP timestamps increasing."""
+    """Maps source timestamps (seconds) onto one continuous output timeline: a file that loops,
+    a camera that reconnects, or one whose clock jumps back (a shared RTSP mount does when a
+    second client joins) keeps the viewers' RTP timestamps increasing."""
 
     GAP_SEC = 1 / 30
+    # Within one stream, a step back larger than this is a jump of the source's clock (B-frame
+    # reordering never comes close). Across streams it is only interleaving (a file may store
+    # seconds of video ahead of its audio), so each stream is judged against itself.
+    MAX_STEP_BACK_SEC = 1.0
 
     def __init__(self) -> None:
         self._offset: float | None = None
         self._last = 0.0
+        self._last_of: dict[str, float] = {}
 
     def new_epoch(self) -> None:
         self._offset = None
 
-    def map(self, seconds: float) -> float:
+    def map(self, seconds: float, kind: str = "video") -> float:
+        if self._offset is not None and seconds + self._offset < self._last_of.get(kind, 0.0) - self.MAX_STEP_BACK_SEC:
+            self._offset = None  # the source's clock jumped back: continue from where we are
         if self._offset is None:
             self._offset = self._last + self.GAP_SEC - seconds if self._last else -seconds
         out = seconds + self._offset
         self._last = max(self._last, out)
+        self._last_of[kind] = max(self._last_of.get(kind, out), out)
         return out

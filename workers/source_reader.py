@@ -93,11 +93,11 @@ class ContainerSource:
 class Delivery:
     """Turns demuxed packets into MediaUnits for viewers: passthrough where the browser can take
     the source as is (Annex B conversion and in-band parameter sets only), else one shared
-    transcode. Runs in the reader thread."""
+    transcode. Runs in the reader thread. `offset` maps the source's timestamps onto the
+    continuous timeline (it is the Timeline's, computed once per packet by the reader)."""
 
-    def __init__(self, source: DemoSource | ContainerSource, sink: Callable[[MediaUnit], None],
-                 timeline: Timeline, video_cfg) -> None:
-        self.sink, self.timeline = sink, timeline
+    def __init__(self, source: DemoSource | ContainerSource, sink: Callable[[MediaUnit], None], video_cfg) -> None:
+        self.sink = sink
         self.video_mode = self.audio_mode = None
         self._bsf = None
         self._vtx = self._atx = None
@@ -121,25 +121,26 @@ class Delivery:
             else:
                 self.audio_mode, self._atx = "transcode", AudioTranscoder(audio)
 
-    def video(self, pkt: av.Packet) -> None:
+    def video(self, pkt: av.Packet, offset: float) -> None:
         if self._vtx is not None:
             for data, seconds, key in self._vtx.encode(pkt):
-                self.sink(h264_unit(data, round(self.timeline.map(seconds) * VIDEO_CLOCK), key, b""))
+                self.sink(h264_unit(data, round((seconds + offset) * VIDEO_CLOCK), key, b""))
             return
         # The filter takes the packet's data over (pkt is empty after it): read only its outputs.
         for p in (self._bsf.filter(pkt) if self._bsf is not None else (pkt,)):
             if p.pts is None or p.time_base is None:
                 continue
-            seconds = self.timeline.map(float(p.pts * p.time_base))
-            self.sink(h264_unit(bytes(p), round(seconds * VIDEO_CLOCK), p.is_keyframe, self._parameter_sets))
+            stamp = round((float(p.pts * p.time_base) + offset) * VIDEO_CLOCK)
+            self.sink(h264_unit(bytes(p), stamp, p.is_keyframe, self._parameter_sets))
 
-    def audio(self, pkt: av.Packet) -> None:
+    def audio(self, pkt: av.Packet, offset: float) -> None:
         if self._atx is not None:
+            now = float(pkt.pts * pkt.time_base)
             for data, seconds in self._atx.encode(pkt):
-                self.sink(opus_unit(data, round(self.timeline.map(seconds) * AUDIO_CLOCK)))
+                if abs(seconds - now) < 1.0:  # else it is the encoder's tail from before a loop/reconnect
+                    self.sink(opus_unit(data, round((seconds + offset) * AUDIO_CLOCK)))
             return
-        if pkt.pts is not None and pkt.time_base is not None:
-            self.sink(opus_unit(bytes(pkt), round(self.timeline.map(float(pkt.pts * pkt.time_base)) * AUDIO_CLOCK)))
+        self.sink(opus_unit(bytes(pkt), round((float(pkt.pts * pkt.time_base) + offset) * AUDIO_CLOCK)))
 
 
 def _describe(kind: str, index: int, ctx: av.codec.context.CodecContext, time_base: object) -> StreamDescription:
@@ -220,7 +221,7 @@ class SourceReader(threading.Thread):
         """Read until the source ends or fails; files are paced to their timestamps."""
         paced = self.src.kind == "file"
         self.timeline.new_epoch()
-        delivery = Delivery(source, self.sink, self.timeline, self.src.video)
+        delivery = Delivery(source, self.sink, self.src.video)
         self.video_delivery, self.audio_delivery = delivery.video_mode, delivery.audio_mode
         if isinstance(source, DemoSource):
             streams = SourceStreams(None, None, source.video, source.audio)
@@ -254,14 +255,16 @@ class SourceReader(threading.Thread):
                     self._stop.wait(delay)
                     now = time.monotonic()
             self.stats.on_packet(kind == "video", pkt.size, pkt.is_keyframe, ts, now)
-            if self.taps and pkt.pts is not None and pkt.time_base is not None:
-                seconds = self.timeline.map(float(pkt.pts * pkt.time_base))
-                for tap in self.taps:  # before delivery: a bitstream filter empties the packet
-                    tap.on_packet(kind, pkt, seconds)
+            if pkt.pts is None or pkt.time_base is None:
+                continue
+            raw = float(pkt.pts * pkt.time_base)
+            seconds = self.timeline.map(raw, kind)  # once per packet: taps and viewers agree
+            for tap in self.taps:  # before delivery: a bitstream filter empties the packet
+                tap.on_packet(kind, pkt, seconds)
             if kind == "video":
-                delivery.video(pkt)
+                delivery.video(pkt, seconds - raw)
             else:
-                delivery.audio(pkt)
+                delivery.audio(pkt, seconds - raw)
 
     def run(self) -> None:
         delay = RETRY_INITIAL_SEC

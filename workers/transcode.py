@@ -87,14 +87,14 @@ class AudioTranscoder:
         if ctx.layout:
             self.decoder.layout = ctx.layout
         self.encoder, self.resampler = open_opus_encoder()
-        self.origin: float | None = None
 
     def encode(self, packet: av.Packet) -> list[tuple[bytes, float]]:
+        """(Opus packet, seconds): the resampler carries the input's timestamps through to the
+        encoder, so output time follows the input's, restarts included (a looping file)."""
         out = []
         for frame in self.decoder.decode(packet):
-            if self.origin is None and frame.pts is not None and frame.time_base is not None:
-                self.origin = float(frame.pts * frame.time_base)
             for chunk in self.resampler.resample(frame):
                 for pkt in self.encoder.encode(chunk):
-                    out.append((bytes(pkt), (self.origin or 0.0) + float(pkt.pts * pkt.time_base)))
+                    if pkt.pts is not None:
+                        out.append((bytes(pkt), float(pkt.pts * pkt.time_base)))
         return out

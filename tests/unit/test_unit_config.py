@@ -516,3 +516,13 @@ def test_turn_ttl_within_a_day_is_kept(tmp_path):
     settings = load(["-c", str(write_config(tmp_path, {"turn": {"credentialTtlSeconds": 86400}}))])
     assert settings.turn.credential_ttl_seconds == 86400
     assert settings.warnings == []
+
+
+@pytest.mark.parametrize("reserved", ["snapshots", "clips", "recordings"])
+def test_artifact_folder_names_are_not_source_ids(tmp_path, reserved):
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"sources": [{"id": reserved, "source": "rtsp://h/x"}]}))
+    settings = load_settings(parse_flags(["-c", str(cfg)]), {})
+    assert settings.config_error is not None and reserved in settings.config_error
+    with pytest.raises(UsageError):
+        load_settings(parse_flags(["--source", f"{reserved}=rtsp://h/x"]), {})

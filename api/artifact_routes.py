@@ -1,0 +1,184 @@
+"""Recordings and artifacts over HTTP: a source's recorded segments, and the files themselves
+under `/artifacts/` (token required like `/api/`, see app.before_request), with their MIME type,
+HTTP Range (a browser can seek), HEAD and conditional GET (ETag, Last-Modified).
+
+A URL maps to exactly one root, so no URL reaches outside the recording directories:
+- `/artifacts/recordings/<source-id>/<file>` -> `<that source's record.dir>/<source-id>/<file>`
+  (continuous recording, workers/segment_recorder.py);
+- `/artifacts/<rest>` -> `<media.recordDir>/<rest>` (snapshots, clips).
+Anything else (`..`, dot files, absolute paths, symlinks leading out of the root, directories,
+unknown file types) is a JSON 404.
+
+The segment list comes from the worker's `index.json` and `open.json` next to the segments
+(schema 1 of workers/segment_recorder.SegmentIndex, mirrored here so this process never
+imports PyAV); sizes come from the files themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote
+
+import msgspec
+from quart import Blueprint, Response, current_app, request
+from quart.wrappers.response import FileBody
+from werkzeug.http import http_date, parse_range_header
+from werkzeug.sansio.http import is_resource_modified
+
+from api.responses import error_response, json_response
+from protocol.config import Settings, SourceSettings
+
+bp = Blueprint("artifacts", __name__)
+
+RECORDINGS = "recordings"
+MIME_TYPES = {".mp4": "video/mp4", ".m4a": "audio/mp4", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
+              ".png": "image/png", ".webp": "image/webp", ".json": "application/json"}
+CHUNK_BYTES = 256 * 1024
+_HEADERS = {"Cache-Control": "private, no-cache", "X-Content-Type-Options": "nosniff", "Accept-Ranges": "bytes"}
+
+
+class _Entry(msgspec.Struct, rename="camel", kw_only=True):
+    file: str
+    start: str
+    duration_sec: float = 0.0
+    bytes: int = 0
+    open: bool = False
+
+
+class _Index(msgspec.Struct, rename="camel", kw_only=True):
+    schema: int = 1
+    source_id: str = ""
+    segments: list[_Entry] = []
+
+
+def _settings() -> Settings:
+    return current_app.config["ICEY_SETTINGS"]
+
+
+def _not_found(detail: str = "no such artifact") -> Response:
+    return error_response(404, "not_found", detail)
+
+
+def recording_dir(src: SourceSettings) -> Path:
+    return Path(src.record.dir or _settings().record_dir) / src.id
+
+
+def _decode(path: Path, kind: type):
+    try:
+        return msgspec.json.decode(path.read_bytes(), type=kind)
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
+def _safe_name(name: str) -> bool:
+    return bool(name) and "/" not in name and "\\" not in name and "\0" not in name and not name.startswith(".")
+
+
+def list_recordings(directory: Path, source_id: str) -> list[dict]:
+    """Blocking (reads the index, stats the files): run it in a thread."""
+    index: _Index | None = _decode(directory / "index.json", _Index)
+    entries = {e.file: e for e in (index.segments if index is not None else []) if _safe_name(e.file)}
+    live: _Entry | None = _decode(directory / "open.json", _Entry)
+    if live is not None and _safe_name(live.file) and live.open:
+        known = entries.get(live.file)
+        if known is None or known.open:  # a closed entry in the index is newer news than open.json
+            entries[live.file] = live
+    items = []
+    for name in sorted(entries):
+        entry = entries[name]
+        try:
+            size = (directory / name).stat().st_size
+        except OSError:
+            continue  # deleted by retention since the index was written
+        items.append({"start": entry.start, "durationSec": entry.duration_sec, "bytes": size,
+                      "url": f"/artifacts/{RECORDINGS}/{quote(source_id)}/{quote(name)}", "open": entry.open})
+    return items
+
+
+@bp.get("/api/sources/<source_id>/recordings")
+async def recordings(source_id: str):
+    src = _settings().source(source_id)
+    if src is None:
+        return error_response(404, "not_found", f"no source with id '{source_id}'")
+    items = await asyncio.to_thread(list_recordings, recording_dir(src), src.id)
+    return json_response({"itemCount": len(items), "items": items})
+
+
+def resolve_artifact(settings: Settings, rest: str) -> Path | None:
+    """The file a `/artifacts/<rest>` URL names, or None when it names nothing servable."""
+    parts = rest.split("/")
+    if not all(_safe_name(p) for p in parts) or any(p in (".", "..") for p in parts):
+        return None
+    if os.path.splitext(parts[-1])[1].lower() not in MIME_TYPES:
+        return None
+    if parts[0] == RECORDINGS:
+        src = settings.source(parts[1]) if len(parts) == 3 else None
+        if src is None:
+            return None
+        root, relative = Path(src.record.dir or settings.record_dir) / src.id, parts[2:]
+    else:
+        root, relative = Path(settings.record_dir), parts
+    try:
+        real_root = root.resolve(strict=True)
+        real = root.joinpath(*relative).resolve(strict=True)
+    except (OSError, RuntimeError, ValueError):
+        return None
+    if not real.is_relative_to(real_root) or not real.is_file():
+        return None  # a symlink out of the root, or a directory
+    return real
+
+
+def _if_range_matches(etag: str, last_modified: datetime) -> bool:
+    if_range = request.headers.get("If-Range")
+    if not if_range:
+        return True
+    return not is_resource_modified(http_range=request.headers.get("Range"), http_if_range=if_range, etag=etag,
+                                    last_modified=last_modified, ignore_if_range=False)
+
+
+async def send_artifact(path: Path) -> Response:
+    try:
+        st = path.stat()
+        body = FileBody(path, buffer_size=CHUNK_BYTES)
+    except OSError:
+        return _not_found()
+    size = st.st_size  # a growing (open) segment is served as far as it was when asked
+    body.size = body.end = size
+    etag = f'"{st.st_mtime_ns:x}-{size:x}"'
+    last_modified = datetime.fromtimestamp(st.st_mtime, UTC)
+    headers = {**_HEADERS, "ETag": etag, "Last-Modified": http_date(st.st_mtime)}
+    mimetype = MIME_TYPES[path.suffix.lower()]
+    if not is_resource_modified(http_if_modified_since=request.headers.get("If-Modified-Since"),
+                                http_if_none_match=request.headers.get("If-None-Match"),
+                                etag=etag, last_modified=last_modified):
+        return Response(b"", status=304, headers=headers)
+    status, start, stop = 200, 0, size
+    ranges = parse_range_header(request.headers.get("Range"))
+    if ranges is not None and ranges.units == "bytes" and len(ranges.ranges) == 1 \
+            and _if_range_matches(etag, last_modified):
+        span = ranges.range_for_length(size)
+        if span is None:
+            response = error_response(416, "range_not_satisfiable", f"the file has {size} bytes",
+                                      {**headers, "Content-Range": f"bytes */{size}"})
+            return response
+        status, (start, stop) = 206, span
+        headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
+    # Several ranges or an unparsable Range header: the whole file, which HTTP allows.
+    if request.method == "HEAD":
+        response = Response(b"", status=status, headers=headers, mimetype=mimetype)
+    else:
+        await body.make_conditional(start, stop)
+        response = Response(body, status=status, headers=headers, mimetype=mimetype)
+    response.content_length = stop - start
+    return response
+
+
+@bp.get("/artifacts/<path:rest>")
+async def artifact(rest: str):
+    path = await asyncio.to_thread(resolve_artifact, _settings(), rest)
+    if path is None:
+        return _not_found()
+    return await send_artifact(path)

@@ -1,0 +1,25 @@
+"""The continuous output timeline that viewers' RTP timestamps and recordings ride on."""
+
+from __future__ import annotations
+
+from workers.media_unit import Timeline
+
+
+def test_loops_and_reconnects_keep_increasing():
+    t = Timeline()
+    first = [t.map(s) for s in (10.0, 10.04, 10.08)]
+    t.new_epoch()  # a reconnect: the source's clock restarts at 0
+    second = [t.map(s) for s in (0.0, 0.04)]
+    out = first + second
+    assert out == sorted(out) and out[0] == 0.0
+    assert 0 < second[0] - first[-1] < 0.1
+
+
+def test_a_clock_jumping_back_is_absorbed_but_interleaving_is_kept():
+    t = Timeline()
+    a = [t.map(s) for s in (100.0, 100.5, 101.0, 109.0)]
+    behind = t.map(100.2, "audio")  # a file storing seconds of video ahead of its audio: kept as is
+    assert abs(behind - 0.2) < 1e-9
+    jumped = t.map(105.1)  # a shared RTSP mount rewound the video clock ~3.9 s
+    after = t.map(105.14)
+    assert jumped > a[-1] and after > jumped
