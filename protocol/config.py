@@ -104,7 +104,8 @@ class RetentionConfig(_Camel):
 
 
 class ArtifactsConfig(_Camel):
-    """Snapshots and clips share one retention limit (new; icey never deletes anything)."""
+    """The retention limit each artifact folder (snapshots, clips) is kept within (new; icey
+    never deletes anything)."""
 
     retention: RetentionConfig = msgspec.field(
         default_factory=lambda: RetentionConfig(max_age_hours=168.0, max_total_mb=2048))

@@ -34,7 +34,7 @@ class SpeechData(msgspec.Struct, tag="speech", rename="camel", kw_only=True):
 
 
 class ArtifactData(msgspec.Struct, tag="artifact", rename="camel", kw_only=True):
-    url: str  # under /artifacts/, never a filesystem path
+    url: str | None  # under /artifacts/, never a filesystem path; None when stored outside the record dir
     bytes: int = 0
     duration_sec: float | None = None
 

@@ -52,6 +52,8 @@ class SnapshotSocket:
         self._sync = zmq.Socket.shadow(self._async.underlying)  # same socket, plain non-blocking sends
 
     def send(self, data: bytes) -> None:
+        if self._sync.closed:
+            return  # shutting down: a late event has nowhere to go
         try:
             self._sync.send(data, zmq.NOBLOCK)
         except zmq.Again:

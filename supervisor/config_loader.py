@@ -161,6 +161,8 @@ def _resolve_file_paths(cfg: FileConfig, base: Path, raw: dict) -> None:
     cfg.tls.cert, cfg.tls.key = resolve(cfg.tls.cert), resolve(cfg.tls.key)
     cfg.media.source = resolve_source(cfg.media.source)
     cfg.media.record_dir = resolve(cfg.media.record_dir)
+    vision = cfg.media.intelligence.vision
+    vision.snapshots.dir, vision.clips.dir = resolve(vision.snapshots.dir), resolve(vision.clips.dir)
     if "webRoot" in raw:
         cfg.web_root = resolve(cfg.web_root)
     for entry in cfg.sources:

@@ -14,6 +14,7 @@ from workers.control_server import ControlServer
 from workers.event_emitter import EventEmitter
 from workers.ice import restrict_host_addresses
 from workers.ingest import Ingest, RecordIngest, RelayIngest
+from workers.intelligence import attach as attach_intelligence
 from workers.media_unit import Timeline
 from workers.packet_hub import PacketHub
 from workers.segment_recorder import SegmentRecorder
@@ -71,6 +72,7 @@ def main() -> None:
         sessions = SessionManager(settings, src, hub, publisher.changed, has_audio, ingest_for, events)
         publisher.reader = control.reader = reader
         publisher.sessions = control.sessions = sessions
+        publisher.intelligence = attach_intelligence(settings, src, reader, events, publisher.changed)
         recorder: SegmentRecorder | None = None
         if reader is not None and src.record.enabled:  # continuous recording: a tap before the reader starts
             recorder = SegmentRecorder(src.id, src.record)
@@ -83,6 +85,8 @@ def main() -> None:
         finally:
             if reader is not None:
                 reader.stop()
+            if publisher.intelligence is not None:
+                await asyncio.to_thread(publisher.intelligence.close)  # finishes a clip being written
             if recorder is not None:
                 recorder.stop()  # closes the open segment now: the reader thread may not get there
             await sessions.close_all()

@@ -24,12 +24,40 @@ class DemoParams:
         self.rate = int(query.get("rate", "25"))
         self.tone = int(query.get("tone", "440"))
         self.gop = int(query.get("gop", str(self.rate)))
+        # Test scenes (see SCENES): the square moves for `move` s of every `period` s, then rests.
+        self.move, self.period = float(query.get("move", "3")), float(query.get("period", "8"))
+        # `burst=ON,PERIOD`: the tone sounds for the first ON seconds of every PERIOD (else always).
+        self.burst = tuple(float(x) for x in query["burst"].split(",")) if "burst" in query else None
+
+    @property
+    def video_graph(self) -> str:
+        scene = SCENES.get(self.pattern)
+        if scene is None:
+            return f"{self.pattern}=size={self.size}:rate={self.rate}"
+        side = self.height * 2 // 9
+        return scene.format(size=self.size, rate=self.rate, side=side, y=(self.height - side) // 2,
+                            span=self.width - 2 * side, move=self.move, period=self.period, x0=side // 2)
 
     @property
     def graph(self) -> str:
         # `realtime`/`arealtime` pace lavfi, which otherwise produces as fast as the CPU allows.
-        return (f"{self.pattern}=size={self.size}:rate={self.rate},format=yuv420p,realtime[out0];"
-                f"sine=frequency={self.tone}:sample_rate=48000,arealtime[out1]")
+        gate = ""
+        if self.burst is not None:
+            on, period = self.burst
+            gate = f",volume=0:enable='gte(mod(t\\,{period})\\,{on})'"
+        return (f"{self.video_graph},format=yuv420p,realtime[out0];"
+                f"sine=frequency={self.tone}:sample_rate=48000{gate},arealtime[out1]")
+
+
+# Synthetic scenes for motion tests (lavfi's own patterns can be named too, e.g. smptehdbars):
+# `square`: a white square (2/9 of the height) on dark grey, moving left to right across the middle
+#   for `move` s of every `period` s, then resting; back to the left at each period.
+# `lightstep`: SMPTE bars whose luma steps up by 40 for 2 s of every 4 s (a light switched on).
+SCENES = {
+    "square": ("color=c=0x404040:size={size}:rate={rate}[bg];color=c=white:size={side}x{side}:rate={rate}[sq];"
+               "[bg][sq]overlay=x='{x0}+{span}*min(mod(t\\,{period})/{move}\\,1)':y={y}:shortest=1"),
+    "lightstep": "smptehdbars=size={size}:rate={rate},lutyuv=y='clip(val+40\\,0\\,255)':enable='gte(mod(t\\,4)\\,2)'",
+}
 
 
 class DemoSource:

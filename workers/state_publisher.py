@@ -23,6 +23,7 @@ class StatePublisher:
         self.heartbeat_sec = heartbeat_sec
         self.reader: SourceReader | None = None
         self.sessions: SessionManager | None = None
+        self.intelligence = None  # workers.intelligence.Intelligence: its status() rides in every snapshot
         self.seq = 0
         self.started_mono = self.changed_mono = time.monotonic()
         self._wake = asyncio.Event()
@@ -44,6 +45,8 @@ class StatePublisher:
                 state.state = "online" if publisher is not None and publisher.state == "active" else "offline"
             state.sessions = self.sessions.infos()
             state.sessions_active, state.sessions_total = self.sessions.active, self.sessions.total
+        if self.intelligence is not None:
+            state.vision, state.speech = self.intelligence.status()
         if r is None:
             return state
         video = r.video

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import av
 import pytest
-from conftest import make_media_file
+from support.media import make_media_file
 from support.processes import IceyServer, wait_for
 
 TOKEN = "rec-t0ken"

@@ -88,6 +88,7 @@ def test_turn_dies_with_the_supervisor(turn_server):
 def test_missing_coturn_is_a_warning_not_a_lie(icey):
     venv_bin = os.path.dirname(sys.executable)
     server = icey(["--demo", "--turn-port", str(free_port())], config=CONFIG, env={"PATH": venv_bin})
+    wait_for(lambda: server.status()["runtime"]["state"] == "running", 10, what="supervisor state")
     ready = server.get("/api/ready").json()
     check = next(c for c in ready["checks"] if c["name"] == "turn")
     assert check["result"] == "warn" and "coturn" in check["detail"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import av
 import pytest
-from conftest import make_media_file
+from support.media import make_media_file
 
 from api.artifact_routes import list_recordings
 from protocol.config import RecordConfig, RetentionConfig

@@ -1,0 +1,35 @@
+"""Media files with known parameters, made with PyAV for tests."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+
+def make_media_file(path: Path, seconds: float = 2.0, fps: int = 15, size: tuple[int, int] = (320, 180),
+                    audio: bool = True) -> Path:
+    """An H.264 (+ AAC) MP4 made with PyAV: a real file source with known parameters."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w") as out:
+        v = out.add_stream("libx264", rate=fps)
+        v.width, v.height, v.pix_fmt = size[0], size[1], "yuv420p"
+        v.options = {"preset": "ultrafast", "g": str(fps)}
+        a = out.add_stream("aac", rate=48000) if audio else None
+        frames = int(seconds * fps)
+        for i in range(frames):
+            img = np.full((size[1], size[0], 3), (i * 7) % 255, dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = i
+            out.mux(v.encode(frame))
+        out.mux(v.encode(None))
+        if a is not None:
+            samples = 1024
+            for n in range(int(seconds * 48000 / samples)):
+                pcm = np.zeros((1, samples * 2), dtype=np.int16)
+                af = av.AudioFrame.from_ndarray(pcm, format="s16", layout="stereo")
+                af.sample_rate, af.pts, af.time_base = 48000, n * samples, Fraction(1, 48000)
+                out.mux(a.encode(af))
+            out.mux(a.encode(None))
+    return path
