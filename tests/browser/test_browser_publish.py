@@ -6,16 +6,13 @@ source (an MP4 file, also after a kill -9 of the worker) and to a relay source w
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import signal
-import subprocess
 import time
 from pathlib import Path
 
-import pytest
 from playwright.sync_api import Page, expect
+from support.media import ffprobe
 from support.processes import IceyServer, wait_for
 from test_browser_viewer import LOOPBACK, TOKEN, _new_page, _playing, _sessions
 
@@ -28,20 +25,6 @@ NO_H264 = """(() => {  // a browser without H.264: what the page must refuse bef
 })();"""
 
 
-def _ffprobe(path: Path) -> dict:
-    """Stream codecs and counted frames, plus whatever a full decode of the file complains about."""
-    if shutil.which("ffprobe") is None or shutil.which("ffmpeg") is None:
-        pytest.fail("ffprobe/ffmpeg not installed (see .ci/install-deps)")
-    out = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_entries",
-                          "stream=codec_type,codec_name,width,height,nb_read_frames:format=duration",
-                          "-of", "json", str(path)], capture_output=True, text=True, timeout=30)
-    assert out.returncode == 0, out.stderr
-    errors = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"],
-                            capture_output=True, text=True, timeout=60).stderr
-    info = json.loads(out.stdout)
-    info["streams"] = {s["codec_type"]: s for s in info["streams"]}
-    info["decode_errors"] = errors.strip()
-    return info
 
 
 def _publishing(page: Page, min_frames: int, min_seconds: float = 0.0, timeout: float = 20.0) -> dict:
@@ -79,8 +62,9 @@ def _start_publishing(server: IceyServer, page: Page, source_id: str, min_frames
 
 
 def _check_recording(path: Path, min_frames: int) -> dict:
-    info = _ffprobe(path)
-    video, audio = info["streams"].get("video"), info["streams"].get("audio")
+    info = ffprobe(path)
+    assert info["returncode"] == 0, info["errors"]
+    video, audio = info["by_type"].get("video"), info["by_type"].get("audio")
     assert video and video["codec_name"] == "h264" and int(video["nb_read_frames"]) > min_frames, info
     assert video["width"] > 0 and video["height"] > 0, info
     assert audio and audio["codec_name"] == "opus" and int(audio["nb_read_frames"]) > 0, info

@@ -4,16 +4,14 @@ activity, kill -9 during a clip, and the status the API shows."""
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 import av
 import pytest
+from support.media import ffprobe
 from support.processes import wait_for
 from support.sse import SseClient
 
@@ -38,18 +36,6 @@ def config(sources: list[dict]) -> dict:
             "supervisor": {"restartInitialMs": 200, "heartbeatMs": 500}}
 
 
-def ffprobe(path: Path) -> dict:
-    if shutil.which("ffprobe") is None:
-        pytest.fail("ffprobe not installed (see .ci/install-deps)")
-    out = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_entries",
-                          "stream=codec_type,codec_name,profile,width,height,pix_fmt,r_frame_rate,nb_read_frames,"
-                          "sample_rate,channels:format=duration", "-of", "json", str(path)],
-                         capture_output=True, text=True, timeout=30)
-    info = json.loads(out.stdout or "{}")
-    info["returncode"] = out.returncode
-    info["errors"] = out.stderr.strip()
-    info["by_type"] = {s["codec_type"]: s for s in info.get("streams", [])}
-    return info
 
 
 def playable(path: Path) -> bool:

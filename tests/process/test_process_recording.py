@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -16,7 +14,7 @@ from pathlib import Path
 
 import av
 import pytest
-from support.media import make_media_file
+from support.media import ffprobe, make_media_file
 from support.processes import IceyServer, wait_for
 
 TOKEN = "rec-t0ken"
@@ -26,18 +24,6 @@ DEMO = "demo://testsrc2?size=320x240&rate=25"  # a keyframe every second
 
 # -- helpers ---------------------------------------------------------------------------------
 
-def ffprobe(path: Path) -> dict:
-    if shutil.which("ffprobe") is None:
-        pytest.fail("ffprobe not installed (see .ci/install-deps)")
-    out = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_entries",
-                          "stream=codec_type,codec_name,profile,level,width,height,nb_read_frames:format=duration",
-                          "-of", "json", str(path)], capture_output=True, text=True, timeout=30)
-    errors = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"],
-                            capture_output=True, text=True, timeout=30).stderr
-    info = json.loads(out.stdout)
-    info["streams_by_type"] = {s["codec_type"]: s for s in info.get("streams", [])}
-    info["decode_errors"] = errors.strip()
-    return info
 
 
 def annexb_nals(data: bytes) -> list[bytes]:
@@ -137,13 +123,13 @@ def test_demo_segments_roll_play_and_keep_the_source_parameters(demo_server):
         assert path.parent == record_dir / "demo" and path.name.endswith("Z.mp4")
         assert item["bytes"] == path.stat().st_size > 0
         info = ffprobe(path)
-        video = info["streams_by_type"]["video"]
+        video = info["by_type"]["video"]
         assert info["decode_errors"] == "", (path.name, info["decode_errors"])
         assert video["codec_name"] == "h264" and (video["width"], video["height"]) == (320, 240)
         assert (video["width"], video["height"]) == (source_video["width"], source_video["height"])
         # The probe has no profile for the demo's encoder (None): it is configured as baseline.
         assert video["profile"] == (source_video["profile"] or "Constrained Baseline")
-        assert info["streams_by_type"]["audio"]["codec_name"] == "opus"
+        assert info["by_type"]["audio"]["codec_name"] == "opus"
         duration = float(info["format"]["duration"])
         assert duration == pytest.approx(2.0, abs=0.25), (path.name, duration)
         assert int(video["nb_read_frames"]) == pytest.approx(50, abs=4)
@@ -256,10 +242,10 @@ def test_file_source_segments_are_the_files_own_packets(tmp_path):
         for item in closed(listing(server, "clip"))[:3]:
             path = file_of(record_dir, item)
             info = ffprobe(path)
-            video = info["streams_by_type"]["video"]
+            video = info["by_type"]["video"]
             assert info["decode_errors"] == "", info["decode_errors"]
             assert video["codec_name"] == "h264" and (video["width"], video["height"]) == (320, 180)
-            assert info["streams_by_type"]["audio"]["codec_name"] == "aac"
+            assert info["by_type"]["audio"]["codec_name"] == "aac"
             assert float(info["format"]["duration"]) == pytest.approx(2.0, abs=0.25)
             assert item["bytes"] == path.stat().st_size
             extradata, samples = recorded_video(path)
@@ -293,11 +279,11 @@ def test_rtsp_camera_drop_closes_the_segment_and_a_new_one_follows(tmp_path, rts
         for item in items:
             path = record_dir / "cam" / item["file"]
             info = ffprobe(path)
-            video = info["streams_by_type"]["video"]
+            video = info["by_type"]["video"]
             assert info["decode_errors"] == "", info["decode_errors"]
             assert video["codec_name"] == "h264" and (video["width"], video["height"]) == (320, 180)
             assert video["profile"] == "Constrained Baseline"
-            assert info["streams_by_type"]["audio"]["codec_name"] == "opus"
+            assert info["by_type"]["audio"]["codec_name"] == "opus"
             assert float(info["format"]["duration"]) >= 1.5
             assert int(video["nb_read_frames"]) >= 20
             extradata, samples = recorded_video(path)
@@ -322,7 +308,7 @@ def test_kill_9_leaves_a_playable_segment_and_recording_resumes(tmp_path):
         os.kill(server.children()["worker:demo"], signal.SIGKILL)
         killed = file_of(record_dir, item)
         info = ffprobe(killed)
-        video = info["streams_by_type"]["video"]
+        video = info["by_type"]["video"]
         assert info["decode_errors"] == "", info["decode_errors"]
         assert int(video["nb_read_frames"]) > 0 and (video["width"], video["height"]) == (320, 240)
         assert float(info["format"]["duration"]) >= 2.0  # ≥3 s recorded, a second lost at most

@@ -3,34 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import shutil
 import signal
-import subprocess
 
-import pytest
+from support.media import ffprobe
 from support.processes import until
 from support.webrtc_client import publish, wait_frames, watch
 
 LOOPBACK = {"webrtc": {"hostAddresses": ["127.0.0.1"]}}
 
 
-def ffprobe(path) -> dict:
-    if shutil.which("ffprobe") is None:
-        pytest.fail("ffprobe not installed (see .ci/install-deps)")
-    out = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_entries",
-                          "stream=codec_type,codec_name,width,height,nb_read_frames:format=duration",
-                          "-of", "json", str(path)], capture_output=True, text=True, timeout=30)
-    errors = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"],
-                            capture_output=True, text=True, timeout=30).stderr
-    info = json.loads(out.stdout)
-    info["decode_errors"] = errors.strip()
-    return info
 
 
-def _streams(info: dict) -> dict[str, dict]:
-    return {s["codec_type"]: s for s in info["streams"]}
 
 
 def _record_server(icey, tmp_path):
@@ -53,7 +37,7 @@ async def test_record_clean_end(icey, tmp_path):
     files = await until(lambda: list(record_dir.glob("desk-*.mp4")), 5, what="recording")
     assert len(files) == 1 and files[0].name.endswith("Z.mp4")
     info = await asyncio.to_thread(ffprobe, files[0])
-    streams = _streams(info)
+    streams = info["by_type"]
     assert streams["video"]["codec_name"] == "h264" and (streams["video"]["width"], streams["video"]["height"]) == \
         (320, 240)
     assert int(streams["video"]["nb_read_frames"]) > 40
@@ -74,7 +58,7 @@ async def test_record_survives_kill_of_the_worker(icey, tmp_path):
         files = list(record_dir.glob("desk-*.mp4"))
         assert len(files) == 1
         info = await asyncio.to_thread(ffprobe, files[0])
-        streams = _streams(info)
+        streams = info["by_type"]
         # fragments of 0.5 s, flushed: about a second lost at most of ~3 s
         assert int(streams["video"]["nb_read_frames"]) >= 40, streams
         assert "audio" in streams

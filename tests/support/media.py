@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
 from fractions import Fraction
 from pathlib import Path
+
+import pytest
 
 
 def make_media_file(path: Path, seconds: float = 2.0, fps: int = 15, size: tuple[int, int] = (320, 180),
@@ -33,3 +38,21 @@ def make_media_file(path: Path, seconds: float = 2.0, fps: int = 15, size: tuple
                 out.mux(a.encode(af))
             out.mux(a.encode(None))
     return path
+
+
+def ffprobe(path: Path) -> dict:
+    """What ffprobe reads of a file (streams with counted frames, `by_type`, format) and what a
+    full decode of it complains about (`decode_errors`, empty for a clean file)."""
+    if shutil.which("ffprobe") is None or shutil.which("ffmpeg") is None:
+        pytest.fail("ffprobe/ffmpeg not installed (see .ci/install-deps)")
+    out = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_entries",
+                          "stream=codec_type,codec_name,profile,level,width,height,pix_fmt,r_frame_rate,"
+                          "nb_read_frames,sample_rate,channels:format=duration", "-of", "json", str(path)],
+                         capture_output=True, text=True, timeout=60)
+    errors = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"],
+                            capture_output=True, text=True, timeout=60).stderr
+    info = json.loads(out.stdout or "{}")
+    info["returncode"], info["errors"] = out.returncode, out.stderr.strip()
+    info["by_type"] = {s["codec_type"]: s for s in info.get("streams", [])}
+    info["decode_errors"] = errors.strip()
+    return info
