@@ -4,6 +4,7 @@ two servers on one box never collide and other local users cannot inject state."
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -16,12 +17,26 @@ STATE_HWM = 256
 
 
 def create_runtime_dir() -> Path:
+    """`icey-<supervisor pid>-<random>`, created 0700; leftovers of supervisors that died without
+    cleaning up (SIGKILL) are removed on the way."""
     base = os.environ.get("XDG_RUNTIME_DIR")
     if not base or not os.access(base, os.W_OK):
         base = tempfile.gettempdir()
-    path = Path(tempfile.mkdtemp(prefix="icey-", dir=base))  # mkdtemp creates it 0700
+    _remove_stale(Path(base))
+    path = Path(tempfile.mkdtemp(prefix=f"icey-{os.getpid()}-", dir=base))  # mkdtemp creates it 0700
     os.chmod(path, 0o700)
     return path
+
+
+def _remove_stale(base: Path) -> None:
+    for entry in base.glob("icey-*-*"):
+        pid = entry.name.split("-")[1]
+        try:
+            if not pid.isdigit() or entry.stat().st_uid != os.getuid() or Path(f"/proc/{pid}").exists():
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
 
 
 def state_endpoint(runtime_dir: Path) -> str:

@@ -114,9 +114,14 @@ def test_sigkill_of_supervisor_leaves_no_orphans(icey):
     server = _demo(icey)
     children = list(server.children().values())
     grandchildren = [g for pid in children for g in children_of(pid)]
+    argv = open(f"/proc/{server.children()['api']}/cmdline").read().split("\0")
+    runtime_dir = argv[argv.index("--runtime-dir") + 1]
     server.proc.kill()
     server.proc.wait(5)
     wait_for(lambda: not [pid for pid in children + grandchildren if alive(pid)], 5, what="children to exit")
+    assert os.path.isdir(runtime_dir)  # nobody was left to clean up...
+    icey(["--demo", "--no-turn"])
+    assert not os.path.exists(runtime_dir)  # ...until the next server started
 
 
 def test_crashing_worker_traceback_reaches_the_log(icey, tmp_path):
