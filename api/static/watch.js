@@ -1,99 +1,31 @@
 // Play one source over WHEP: offer (recvonly video + audio) -> POST /api/sources/<id>/whep -> answer.
-// DELETE on the session's Location ends it (the Stop button, and when the page goes away).
+// The session itself (POST, Stop, DELETE when the page goes away) is Icey.session() in common.js.
 'use strict';
 (() => {
   const $ = (id) => document.getElementById(id);
-  const video = $('video'), stateEl = $('state'), errorEl = $('error'), stopButton = $('stop'), soundButton = $('sound');
+  const video = $('video'), errorEl = $('error'), soundButton = $('sound');
   const sourceId = decodeURIComponent(location.pathname.replace(/^\/watch\//, ''));
-  let pc = null;          // the RTCPeerConnection
-  let resource = null;    // the session's URL (Location of the 201), until it is deleted
-  let state = 'starting'; // starting | connecting | connected | playing | stalled | disconnected | stopped | error
-  let last = null;        // {frames, at} of the previous stats sample, for the frame rate
-
-  function setState(s) {
-    state = s;
-    stateEl.textContent = s;
-  }
-
-  function finished() {
-    return state === 'stopped' || state === 'error';
-  }
-
-  // Ends the session: DELETE it (keepalive when the page is going away), close the peer.
-  function hangUp(keepalive) {
-    const url = resource;
-    resource = null;
-    stopButton.disabled = true;
-    const req = url ? Icey.api(url, {method: 'DELETE', keepalive: !!keepalive}) : null;
-    if (pc) pc.close();
-    return req;
-  }
-
-  function fail(message) {
-    setState('error');
-    errorEl.textContent = message;
-    const req = hangUp(false);
-    if (req) req.catch(() => {});
-  }
-
-  async function stop() {
-    setState('stopped');
-    const req = hangUp(false);
-    video.srcObject = null;
-    if (!req) return;
-    try {
-      const resp = await req;
-      if (!resp.ok && resp.status !== 404) errorEl.textContent = 'Stop: ' + await Icey.describe(resp);
-    } catch (e) {
-      errorEl.textContent = 'Stop: ' + e.message;
-    }
-  }
-
-  function gatheringDone(maxMs) {
-    return new Promise((resolve) => {
-      if (pc.iceGatheringState === 'complete') return resolve();
-      const timer = setTimeout(resolve, maxMs);
-      pc.addEventListener('icegatheringstatechange', () => {
-        if (pc.iceGatheringState === 'complete') { clearTimeout(timer); resolve(); }
-      });
-    });
-  }
+  // States: starting | connecting | connected | playing | stalled | disconnected | stopped | error
+  const session = Icey.session({
+    kind: 'whep', sourceId, stateEl: $('state'), errorEl, stopButton: $('stop'), video,
+    // connected but no picture yet: 'playing' waits for the first decoded frame (video.onplaying)
+    connectedState: () => (video.readyState >= 2 ? 'playing' : 'connected'),
+  });
+  let pc = null;  // the RTCPeerConnection
 
   async function start() {
     document.title = 'icey · ' + sourceId;
     $('title').textContent = sourceId;
     $('back').href = Icey.link('/');
-    let iceServers = [];
-    try {
-      iceServers = (await Icey.getJSON('/api/config')).iceServers || [];
-    } catch (e) {  // only STUN/TURN come from there; the WHEP answer below is what decides
-      console.warn('no ICE servers from /api/config:', e.message);
-    }
-    pc = new RTCPeerConnection({iceServers});
+    pc = session.peer({iceServers: await Icey.iceServers()});
     pc.addTransceiver('video', {direction: 'recvonly'});
     pc.addTransceiver('audio', {direction: 'recvonly'});
     const stream = new MediaStream();
     pc.ontrack = (e) => { stream.addTrack(e.track); video.srcObject = stream; };
-    pc.onconnectionstatechange = () => {
-      if (finished()) return;
-      const s = pc.connectionState;
-      if (s === 'connected') setState(video.readyState >= 2 ? 'playing' : 'connected');
-      else if (s === 'disconnected') setState('disconnected');
-      else if (s === 'failed') fail('The connection failed: no network path to the server (ICE/DTLS).');
+    video.onplaying = () => {
+      if (!session.finished() && pc.connectionState === 'connected') session.setState('playing');
     };
-    video.onplaying = () => { if (!finished() && pc.connectionState === 'connected') setState('playing'); };
-
-    await pc.setLocalDescription(await pc.createOffer());
-    await gatheringDone(2000);  // the server does not trickle: send every candidate in the offer
-    setState('connecting');
-    const resp = await Icey.api('/api/sources/' + encodeURIComponent(sourceId) + '/whep',
-      {method: 'POST', headers: {'Content-Type': 'application/sdp'}, body: pc.localDescription.sdp});
-    if (!resp.ok) throw new Error('WHEP ' + await Icey.describe(resp));
-    const where = resp.headers.get('Location');
-    resource = where ? new URL(where, location.href).href : null;
-    if (finished()) return hangUp(false);  // stopped while the offer was in flight
-    await pc.setRemoteDescription({type: 'answer', sdp: await resp.text()});
-    stopButton.disabled = false;
+    await session.negotiate();
   }
 
   async function readStats() {
@@ -104,8 +36,7 @@
       if (r.type === 'inbound-rtp' && r.kind === 'video') {
         out.framesDecoded = r.framesDecoded || 0;
         out.bytesReceived = r.bytesReceived || 0;
-        const codec = report.get(r.codecId);
-        if (codec) out.codec = codec.mimeType.replace(/^video\//, '');
+        out.codec = Icey.codecName(report, r);
       } else if (r.type === 'transport' && r.selectedCandidatePairId) {
         const pair = report.get(r.selectedCandidatePairId);
         const local = pair && report.get(pair.localCandidateId), remote = pair && report.get(pair.remoteCandidateId);
@@ -115,40 +46,30 @@
     return out;
   }
 
-  async function refresh() {
-    if (finished()) return;
-    const s = await readStats();
+  const bar = Icey.statsBar({codecEl: $('codec'), fpsEl: $('fps')});
+
+  // The stats line under the video, every second.
+  function show(s) {
     if (video.videoWidth) $('resolution').textContent = video.videoWidth + '×' + video.videoHeight;
-    if (s.codec) $('codec').textContent = s.codec;
-    if (s.framesDecoded === undefined) return;
-    const now = performance.now();
-    if (last) {
-      const fps = (s.framesDecoded - last.frames) * 1000 / (now - last.at);
-      $('fps').textContent = fps.toFixed(1);
-      if (state === 'playing' && fps === 0) setState('stalled');
-      else if (state === 'stalled' && fps > 0) setState('playing');
-    }
-    last = {frames: s.framesDecoded, at: now};
+    const r = bar(s.codec, {frames: s.framesDecoded});
+    if (!r) return;
+    // a frozen picture on a connection that still looks fine: say so, and recover when frames return
+    if (session.state === 'playing' && r.frames === 0) session.setState('stalled');
+    else if (session.state === 'stalled' && r.frames > 0) session.setState('playing');
   }
 
   // Test hook (and handy in the console): what the page is showing right now.
   window.probe = async () => {
     const s = await readStats().catch(() => ({}));
-    return {state, currentTime: video.currentTime, videoWidth: video.videoWidth, videoHeight: video.videoHeight,
-            framesDecoded: s.framesDecoded || 0, bytesReceived: s.bytesReceived || 0, codec: s.codec || null,
-            pair: s.pair || null, error: errorEl.textContent || null};
+    return {state: session.state, currentTime: video.currentTime, videoWidth: video.videoWidth,
+            videoHeight: video.videoHeight, framesDecoded: s.framesDecoded || 0, bytesReceived: s.bytesReceived || 0,
+            codec: s.codec || null, pair: s.pair || null, error: errorEl.textContent || null};
   };
 
-  stopButton.onclick = stop;
   soundButton.onclick = () => {
     video.muted = !video.muted;
     soundButton.textContent = video.muted ? 'Unmute' : 'Mute';
   };
-  window.addEventListener('pagehide', () => {
-    if (finished()) return;
-    setState('stopped');
-    hangUp(true);
-  });
-  setInterval(() => refresh().catch(() => {}), 1000);
-  start().catch((e) => fail(e.message || String(e)));
+  session.monitor(1000, readStats, show);
+  start().catch((e) => session.fail(e.message || String(e)));
 })();
