@@ -180,10 +180,10 @@ class SourceReader(threading.Thread):
         self.container_name: str | None = None
         self.opened_at: str | None = None
         self.streams: list[StreamDescription] = []
-        self._stop = threading.Event()
+        self._stopping = threading.Event()  # not _stop: Thread has one
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping.set()
 
     def _set(self, **changes: object) -> None:
         for key, value in changes.items():
@@ -234,25 +234,30 @@ class SourceReader(threading.Thread):
         wall0: float | None = None
         ts0 = 0.0
         loop_offset = last_ts = 0.0
+        first_raw: float | None = None  # a file's first timestamp (MPEG-TS starts at ~1.4 s, not 0)
         for kind, pkt in source.packets():
-            if self._stop.is_set():
+            if self._stopping.is_set():
                 return
             if kind == "loop":
-                loop_offset = last_ts + 0.04  # pacing continues across the loop
+                # Pacing continues across the loop: the file's start comes right after its end.
+                loop_offset = last_ts + 0.04 - (first_raw or 0.0)
                 self.timeline.new_epoch()
                 continue
             now = time.monotonic()
             ts = None
             stamp = pkt.dts if pkt.dts is not None else pkt.pts
             if stamp is not None and pkt.time_base is not None:
-                ts = float(stamp * pkt.time_base) + loop_offset
+                raw_ts = float(stamp * pkt.time_base)
+                if first_raw is None:
+                    first_raw = raw_ts
+                ts = raw_ts + loop_offset
                 last_ts = max(last_ts, ts)
             if paced and ts is not None:
                 if wall0 is None:
                     wall0, ts0 = now, ts
                 delay = wall0 + (ts - ts0) - now
                 if delay > 0:
-                    self._stop.wait(delay)
+                    self._stopping.wait(delay)
                     now = time.monotonic()
             self.stats.on_packet(kind == "video", pkt.size, pkt.is_keyframe, ts, now)
             if pkt.pts is None or pkt.time_base is None:
@@ -269,7 +274,7 @@ class SourceReader(threading.Thread):
     def run(self) -> None:
         delay = RETRY_INITIAL_SEC
         first = True
-        while not self._stop.is_set():
+        while not self._stopping.is_set():
             if self.state != "failed":  # a missing file stays `failed` while we keep looking
                 self._set(state="connecting" if first else "reconnecting")
             source = None
@@ -278,7 +283,7 @@ class SourceReader(threading.Thread):
                 self._on_open(source)
                 delay = RETRY_INITIAL_SEC
                 self._pump(source)
-                if self._stop.is_set():
+                if self._stopping.is_set():
                     break
                 error, state = "source ended", "reconnecting"
             except SourceUnusable as exc:
@@ -288,12 +293,12 @@ class SourceReader(threading.Thread):
             finally:
                 if source is not None:
                     for tap in self.taps:
-                        tap.on_close("stopped" if self._stop.is_set() else "source lost")
+                        tap.on_close("stopped" if self._stopping.is_set() else "source lost")
                     try:
                         source.close()
                     except Exception:  # closing a broken demuxer must not kill the reader
                         pass
-            if self._stop.is_set():
+            if self._stopping.is_set():
                 break
             first = False
             self.reconnects += 1
@@ -303,6 +308,6 @@ class SourceReader(threading.Thread):
                 log.warning("source %s: %s; retrying in %.1fs", state, error, delay)
             self._set(state=state, last_error=error, next_retry_at=rfc3339(retry.timestamp()),
                       online_since=None, video=None, audio=None, streams=[])
-            self._stop.wait(delay)
+            self._stopping.wait(delay)
             delay = min(delay * 2, RETRY_MAX_SEC)
         self._set(state="stopped")

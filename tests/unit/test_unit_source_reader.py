@@ -1,0 +1,60 @@
+"""The reader paces a file to real time and loops it without a pause, whatever its start time."""
+
+from __future__ import annotations
+
+import time
+from fractions import Fraction
+
+import av
+import numpy as np
+
+from supervisor.config_loader import load_settings
+from supervisor.flags import parse_flags
+from workers.source_reader import SourceReader
+
+
+def _ts_file(path, seconds: float = 1.0, fps: int = 25) -> None:
+    start = round(1.4 * fps)  # what ffmpeg's MPEG-TS muxer writes: timestamps that start at 1.4 s
+    with av.open(str(path), "w", format="mpegts") as out:
+        v = out.add_stream("libx264", rate=fps)
+        v.width, v.height, v.pix_fmt = 160, 90, "yuv420p"
+        v.options = {"preset": "ultrafast", "bf": "0"}
+        for i in range(int(seconds * fps)):
+            frame = av.VideoFrame.from_ndarray(np.full((90, 160, 3), i * 9 % 255, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = start + i, Fraction(1, fps)
+            out.mux(v.encode(frame))
+        out.mux(v.encode(None))
+
+
+class _Arrivals:
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.seconds: list[float] = []
+
+    def on_open(self, streams) -> None:
+        pass
+
+    def on_packet(self, kind, packet, seconds) -> None:
+        self.times.append(time.monotonic())
+        self.seconds.append(seconds)
+
+    def on_close(self, reason) -> None:
+        pass
+
+
+def test_a_looping_ts_file_has_no_pause_at_the_loop(tmp_path):
+    path = tmp_path / "one-second.ts"
+    _ts_file(path)
+    with av.open(str(path)) as probe:
+        assert probe.streams.video[0].start_time * probe.streams.video[0].time_base > 1.0  # the case at hand
+    settings = load_settings(parse_flags(["--source", f"clip={path}"]), {})
+    arrivals = _Arrivals()
+    reader = SourceReader(settings.sources[0], lambda: None)
+    reader.taps.append(arrivals)
+    reader.start()
+    time.sleep(3.5)  # three loops of a one-second file
+    reader.stop()
+    gaps = [b - a for a, b in zip(arrivals.times, arrivals.times[1:], strict=False)]
+    assert len(arrivals.times) > 60  # paced: ~25 packets a second, not the whole file at once
+    assert max(gaps) < 0.3, f"a {max(gaps):.2f} s pause"
+    assert arrivals.seconds == sorted(arrivals.seconds)  # one continuous timeline over the loops
