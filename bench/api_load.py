@@ -26,8 +26,6 @@ import math
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,7 +34,20 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-HOST = "127.0.0.1"
+from measure import (
+    CLK_TCK,
+    HOST,
+    cmdline,
+    find_server,
+    fmt,
+    free_port,
+    get_json,
+    parse_utc,
+    percentile,
+    stat_fields,
+    stop,
+)
+
 PATTERNS = ("testsrc2", "smptehdbars", "life", "rgbtestsrc", "testsrc", "smptebars", "pal75bars", "yuvtestsrc")
 BLINK_IDS = ("blink-1", "blink-2")
 HEALTH_P99_TARGET_MS = 10.0
@@ -45,40 +56,9 @@ FRESH_P99_TARGET_MS = 250.0
 FRESH_TAIL_SEC = 1.0
 # A poll's onlineSince / nextRetryAt must lie this close to a logged transition to count as showing it.
 MATCH_TOLERANCE_SEC = 0.25
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z [A-Z]+ \[worker:([^\]]+)\] "
                       r"source (online|reconnecting): (.*)$")
 RETRY_IN = re.compile(r"retrying in ([0-9.]+)s")
-
-
-# ---------------------------------------------------------------------------------------------------------
-# shared helpers
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def parse_utc(text: str | None) -> float | None:
-    """RFC 3339 UTC (`2026-11-26T12:44:57.652Z` or `...652+00:00`) to a POSIX timestamp."""
-    if not text:
-        return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC).timestamp()
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile of an unsorted list (q in 0..100)."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
-def fmt_ms(value: float) -> str:
-    return "-" if value is None or math.isnan(value) else f"{value:.2f}"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -239,14 +219,10 @@ def _proc_table() -> dict[int, tuple[int, int, str]]:
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read().decode()
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
+        rest = stat_fields(entry)
+        cmd = cmdline(entry) if rest is not None else None
+        if rest is None or cmd is None:
             continue
-        rest = stat[stat.rindex(")") + 2:].split()
         table[int(entry)] = (int(rest[1]), int(rest[11]) + int(rest[12]), cmd)
     return table
 
@@ -355,18 +331,6 @@ class ServerLog:
         return out
 
 
-def get_json(port: int, path: str) -> dict | None:
-    try:
-        conn = http.client.HTTPConnection(HOST, port, timeout=2)
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        body = resp.read()
-        conn.close()
-        return json.loads(body) if resp.status == 200 else None
-    except (OSError, http.client.HTTPException, ValueError):
-        return None
-
-
 def wait_all_online(port: int, ids: list[str], timeout: float, proc: subprocess.Popen) -> float:
     """Poll /api/status until every source has been seen `online` at least once (blinks flip)."""
     seen: set[str] = set()
@@ -390,19 +354,6 @@ def wait_http(port: int, path: str, timeout: float) -> None:
             return
         time.sleep(0.1)
     raise RuntimeError(f"nothing answers on {HOST}:{port}{path} after {timeout:.0f}s")
-
-
-def stop(proc: subprocess.Popen | None, timeout: float) -> int | None:
-    if proc is None:
-        return None
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        return None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -471,15 +422,15 @@ def print_report(args, res: dict, cpu: dict[str, dict], fresh: dict, meta: dict)
         if key == "health_seq":
             ok = r["p99"] < HEALTH_P99_TARGET_MS and r["errors"] == 0
             target = f"p99 < {HEALTH_P99_TARGET_MS:.0f} ms: {'PASS' if ok else 'FAIL'}"
-        w(f"{label:<30}{client:<9}{r['bytes']:>7.0f}{r['requests']:>9}{r['rps']:>7.0f}{fmt_ms(r['p50']):>8}"
-          f"{fmt_ms(r['p99']):>8}{fmt_ms(r['max']):>8}{r['errors']:>7}  {target}".rstrip())
+        w(f"{label:<30}{client:<9}{r['bytes']:>7.0f}{r['requests']:>9}{r['rps']:>7.0f}{fmt(r['p50'], '.2f'):>8}"
+          f"{fmt(r['p99'], '.2f'):>8}{fmt(r['max'], '.2f'):>8}{r['errors']:>7}  {target}".rstrip())
     w("")
     w("icey /api/health vs baseline, same client, same run (ratio icey / baseline):")
     for mode, a, b in (("seq x1", "health_seq", "base_seq"),
                        (f"conc x{args.concurrency}", "health_conc", "base_conc")):
         ra, rb = res[a], res[b]
-        w(f"  {mode:<9} p50 {fmt_ms(ra['p50'])} vs {fmt_ms(rb['p50'])} ms ({ra['p50'] / rb['p50']:.2f}x)   "
-          f"p99 {fmt_ms(ra['p99'])} vs {fmt_ms(rb['p99'])} ms ({ra['p99'] / rb['p99']:.2f}x)   "
+        w(f"  {mode:<9} p50 {fmt(ra['p50'], '.2f')} vs {fmt(rb['p50'], '.2f')} ms ({ra['p50'] / rb['p50']:.2f}x)   "
+          f"p99 {fmt(ra['p99'], '.2f')} vs {fmt(rb['p99'], '.2f')} ms ({ra['p99'] / rb['p99']:.2f}x)   "
           f"req/s {ra['rps']:.0f} vs {rb['rps']:.0f} ({ra['rps'] / rb['rps']:.2f}x)")
     w("")
     m = [x["ms"] for x in fresh["measured"]]
@@ -488,17 +439,17 @@ def print_report(args, res: dict, cpu: dict[str, dict], fresh: dict, meta: dict)
     w(f"/api/status freshness (blink sources {', '.join(BLINK_IDS)}: worker log time -> send time of the first "
       "poll showing that transition)")
     w(f"  poll window {fresh.get('window', 0):.1f}s, {fresh['polls']} polls, {res['fresh']['errors']} errors; "
-      f"poll interval p50 {fmt_ms(percentile(iv, 50))} ms, p99 {fmt_ms(percentile(iv, 99))} ms, "
-      f"max {fmt_ms(max(iv, default=math.nan))} ms (the resolution)")
+      f"poll interval p50 {fmt(percentile(iv, 50), '.2f')} ms, p99 {fmt(percentile(iv, 99), '.2f')} ms, "
+      f"max {fmt(max(iv, default=math.nan), '.2f')} ms (the resolution)")
     w(f"  transitions judged {fresh['judged']} (of {fresh['all_transitions']} logged in the run; last "
       f"{FRESH_TAIL_SEC:.0f}s of the window not judged): measured {len(m)}, missed {fresh['missed']}")
     ok = bool(m) and percentile(m, 99) < FRESH_P99_TARGET_MS and fresh["missed"] == 0
-    w(f"  freshness p50 {fmt_ms(percentile(m, 50))} ms, p99 {fmt_ms(percentile(m, 99))} ms, "
-      f"max {fmt_ms(max(m, default=math.nan))} ms, min {fmt_ms(min(m, default=math.nan))} ms   "
+    w(f"  freshness p50 {fmt(percentile(m, 50), '.2f')} ms, p99 {fmt(percentile(m, 99), '.2f')} ms, "
+      f"max {fmt(max(m, default=math.nan), '.2f')} ms, min {fmt(min(m, default=math.nan), '.2f')} ms   "
       f"target p99 < {FRESH_P99_TARGET_MS:.0f} ms: {'PASS' if ok else 'FAIL'}")
     for s, vals in by_state.items():
-        w(f"    -> {s:<13} n={len(vals):<4} p50 {fmt_ms(percentile(vals, 50))} ms, "
-          f"p99 {fmt_ms(percentile(vals, 99))} ms, max {fmt_ms(max(vals, default=math.nan))} ms")
+        w(f"    -> {s:<13} n={len(vals):<4} p50 {fmt(percentile(vals, 50), '.2f')} ms, "
+          f"p99 {fmt(percentile(vals, 99), '.2f')} ms, max {fmt(max(vals, default=math.nan), '.2f')} ms")
     w("")
     w("CPU per window (% of one core, utime+stime from /proc; 100% = one core, "
       f"{100 * (os.cpu_count() or 1)}% = the machine)")
@@ -523,18 +474,6 @@ def print_report(args, res: dict, cpu: dict[str, dict], fresh: dict, meta: dict)
 
 # ---------------------------------------------------------------------------------------------------------
 # orchestrator: main
-
-
-def find_server(explicit: str | None) -> str:
-    if explicit:
-        return explicit
-    local = Path(sys.executable).parent / "icey-server"
-    if local.exists():
-        return str(local)
-    found = shutil.which("icey-server")
-    if not found:
-        raise SystemExit("icey-server not found; pass --server /path/to/icey-server")
-    return found
 
 
 def orchestrate(args: argparse.Namespace) -> int:

@@ -42,17 +42,30 @@ import os
 import queue
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-HOST = "127.0.0.1"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+from measure import (
+    CLK_TCK,
+    HOST,
+    children,
+    cmdline,
+    find_server,
+    fmt,
+    free_port,
+    get_json,
+    loadavg,
+    machine_busy,
+    parse_utc,
+    percentile,
+    proc_ticks,
+    stop,
+)
+
 BUDGET_PCT = 25.0  # issue 4: vision on must cost under +25% of one core at the default sampling
 DEMO_ID, CAM_ID, SQUARE_ID = "demo", "cam", "square"
 DEMO_URL = "demo://testsrc2?size=1280x720&rate=30"
@@ -77,99 +90,6 @@ STOP_TIMEOUT_SEC = 15.0
 
 # ---------------------------------------------------------------------------------------------------------
 # helpers
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def parse_utc(text: str | None) -> float | None:
-    """RFC 3339 UTC (`2026-11-26T12:44:57.652Z`) to a POSIX timestamp."""
-    if not text:
-        return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC).timestamp()
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile of an unsorted list (q in 0..100)."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
-def fmt(value: float | None, spec: str = ".1f") -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
-
-
-def get_json(port: int, path: str, timeout: float = 2.0) -> dict | None:
-    try:
-        conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        body = resp.read()
-        conn.close()
-        return json.loads(body) if resp.status == 200 else None
-    except (OSError, http.client.HTTPException, ValueError):
-        return None
-
-
-def proc_ticks(pid: int) -> int | None:
-    """utime + stime (all threads) of one process, in clock ticks."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            rest = f.read().decode().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return int(rest[11]) + int(rest[12])
-
-
-def children(ppid: int) -> dict[int, str]:
-    """pid -> command line of every child of ppid."""
-    out = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                parent = int(f.read().decode().rsplit(")", 1)[1].split()[1])
-            if parent != ppid:
-                continue
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                out[int(entry)] = f.read().replace(b"\0", b" ").decode(errors="replace")
-        except (OSError, ValueError, IndexError):
-            continue
-    return out
-
-
-def machine_busy() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine from /proc/stat."""
-    with open("/proc/stat") as f:
-        vals = [int(x) for x in f.readline().split()[1:]]
-    total = sum(vals[:8])
-    return (total - vals[3] - vals[4]) / CLK_TCK, total / CLK_TCK
-
-
-def loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "?"
-
-
-def find_server(explicit: str | None) -> str:
-    if explicit:
-        return explicit
-    local = Path(sys.executable).parent / "icey-server"
-    if local.exists():
-        return str(local)
-    found = shutil.which("icey-server")
-    if not found:
-        raise SystemExit("icey-server not found; pass --server /path/to/icey-server")
-    return found
 
 
 def make_camera_file(path: Path, seconds: int) -> None:
@@ -384,29 +304,15 @@ class Server:
             return None, 0
         if proc.poll() is None:
             self.children.update(children(proc.pid))  # also those of a server that never came up
-            proc.send_signal(signal.SIGTERM)
-        try:
-            code = proc.wait(STOP_TIMEOUT_SEC)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            code = None
+        code = stop(proc, STOP_TIMEOUT_SEC)
         left = [pid for pid in self.children if os.path.exists(f"/proc/{pid}")
-                and _cmdline(pid) == self.children[pid]]
+                and cmdline(pid) == self.children[pid]]
         for pid in left:  # never expected; do not leave them behind
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
         return code, len(left)
-
-
-def _cmdline(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -614,13 +520,7 @@ def run_latency(args, binary: str, tmp: Path, stops: list, deadline: float) -> d
         return res
     finally:
         if client is not None:
-            if client.poll() is None:
-                client.send_signal(signal.SIGTERM)
-            try:
-                res["client_code"] = client.wait(10)
-            except subprocess.TimeoutExpired:
-                client.kill()
-                client.wait()
+            res["client_code"] = stop(client, 10)
         code, left = server.stop()
         stops.append({"name": "latency", "code": code, "left": left, "errors": server.log_errors()})
 

@@ -34,25 +34,22 @@ import queue
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from urllib.parse import urljoin
 
-HOST = "127.0.0.1"
+from measure import HOST, children, cpu_seconds, fmt, free_port, get_json, machine_busy, percentile
+
 NS_PREFIX = "icey-mcpu-"
 NS_ADDR = "10.203.0.1"  # the veth address inside the namespace; Janus offers only this
 JANUS_HTTP = "http://127.0.0.1:8088/janus"  # inside the namespace
 JANUS_RTP_PORT = 5004
 JANUS_LIBDIR = "/usr/lib/x86_64-linux-gnu/janus"
 SOURCE_ID = "cam"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 FIRST_FRAME_TARGET_SEC = 0.2
 CONNECT_TIMEOUT_SEC = 30.0
 VIEWERS_PER_CLIENT = 13  # 25 viewers -> 2 client processes
@@ -514,24 +511,6 @@ def remove_stale_namespaces() -> None:
                 netns_delete(name)
 
 
-def cpu_seconds(pid: int) -> float | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def host_busy_jiffies() -> tuple[float, float]:
-    """(busy, total) CPU time of the whole machine from /proc/stat, in seconds."""
-    with open("/proc/stat") as f:
-        vals = [int(x) for x in f.readline().split()[1:]]
-    total = sum(vals[:8])
-    idle = vals[3] + vals[4]
-    return (total - idle) / CLK_TCK, total / CLK_TCK
-
-
 def udp_rcvbuf_errors(pid: int) -> int | None:
     """UDP RcvbufErrors of the network namespace `pid` lives in (datagrams dropped because a socket's receive
     buffer was full). Namespace-wide: on the host namespace it includes anything else running."""
@@ -540,44 +519,6 @@ def udp_rcvbuf_errors(pid: int) -> int | None:
         return int(lines[1][lines[0].index("RcvbufErrors")])
     except (OSError, ValueError, IndexError):
         return None
-
-
-def children(ppid: int) -> dict[int, str]:
-    out = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                parent = int(f.read().rsplit(")", 1)[1].split()[1])
-            if parent != ppid:
-                continue
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                out[int(entry)] = f.read().replace(b"\0", b" ").decode(errors="replace")
-        except (OSError, ValueError, IndexError):
-            continue
-    return out
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def http_json(url: str, timeout: float = 2.0) -> dict | None:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return json.loads(r.read())
-    except (OSError, ValueError, urllib.error.URLError):
-        return None
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[max(1, math.ceil(q / 100 * len(ordered))) - 1]
 
 
 class Client:
@@ -635,9 +576,9 @@ def measure_counts(target: Target, counts: list[int], args, tmp: Path) -> list[d
     for n in counts:
         print(f"  [{target.name}] {n} viewer(s): ", end="", flush=True)
         if n == 0:
-            c0, h0, t0 = target.cpu(), host_busy_jiffies(), time.monotonic()
+            c0, h0, t0 = target.cpu(), machine_busy(), time.monotonic()
             time.sleep(args.window)
-            c1, h1, t1 = target.cpu(), host_busy_jiffies(), time.monotonic()
+            c1, h1, t1 = target.cpu(), machine_busy(), time.monotonic()
             rows.append({"n": 0, "window": t1 - t0, "cpu": _delta(c0, c1), "client_cpu": 0.0,
                          "host_busy": (h1[0] - h0[0]) / (t1 - t0)})
             print(f"{rows[-1]['cpu'][next(iter(target.pids))] / rows[-1]['window']:.3f} cores", flush=True)
@@ -657,14 +598,14 @@ def measure_counts(target: Target, counts: list[int], args, tmp: Path) -> list[d
             for c in clients:
                 c.send("mark")
             c0, k0, t0 = target.cpu(), [cpu_seconds(c.proc.pid) for c in clients], time.monotonic()
-            h0 = host_busy_jiffies()
+            h0 = machine_busy()
             drops1 = udp_rcvbuf_errors(clients[0].proc.pid)
             m0 = [c.expect("MARK", 10) for c in clients]
             time.sleep(args.window)
             for c in clients:
                 c.send("mark")
             c1, k1, t1 = target.cpu(), [cpu_seconds(c.proc.pid) for c in clients], time.monotonic()
-            h1 = host_busy_jiffies()
+            h1 = machine_busy()
             drops2 = udp_rcvbuf_errors(clients[0].proc.pid)
             m1 = [c.expect("MARK", 10) for c in clients]
         finally:
@@ -766,7 +707,7 @@ def run_icey(args, src: Path, tmp: Path) -> dict:
         while True:
             if server.poll() is not None:
                 raise RuntimeError(f"icey-server exited with code {server.returncode} (log: {tmp / 'icey.log'})")
-            doc = http_json(f"{base}/api/sources/{SOURCE_ID}")
+            doc = get_json(port, f"/api/sources/{SOURCE_ID}")
             if doc and doc.get("state") == "online":
                 break
             if time.monotonic() > end:
@@ -779,7 +720,7 @@ def run_icey(args, src: Path, tmp: Path) -> dict:
         def drain() -> None:
             end = time.monotonic() + 10
             while time.monotonic() < end:
-                doc = http_json(f"{base}/api/sources/{SOURCE_ID}/sessions")
+                doc = get_json(port, f"/api/sources/{SOURCE_ID}/sessions")
                 if doc is not None and doc.get("itemCount") == 0:
                     break
                 time.sleep(0.2)
@@ -790,7 +731,7 @@ def run_icey(args, src: Path, tmp: Path) -> dict:
                         {"system": "whep", "url": f"{base}/api/sources/{SOURCE_ID}/whep", "host": HOST}, [], drain)
         rows = measure_counts(target, [0, *args.counts], args, tmp)
         late = late_joiners(target, args, tmp) if args.late else None
-        status = http_json(f"{base}/api/sources/{SOURCE_ID}") or {}
+        status = get_json(port, f"/api/sources/{SOURCE_ID}") or {}
         return {"rows": rows, "late": late, "headline": "worker", "media": status.get("media"),
                 "log_errors": _count_errors(tmp / "icey.log")}
     finally:
@@ -811,14 +752,14 @@ def run_reencode(args, src: Path, tmp: Path) -> dict:
     base = f"http://{HOST}:{port}"
     try:
         end = time.monotonic() + 20
-        while http_json(f"{base}/stats") is None:
+        while get_json(port, "/stats") is None:
             if server.poll() is not None or time.monotonic() > end:
                 raise RuntimeError(f"re-encode server did not start (log: {tmp / 'reencode.log'})")
             time.sleep(0.2)
 
         def drain() -> None:
             end = time.monotonic() + 10
-            while time.monotonic() < end and (http_json(f"{base}/stats") or {}).get("pcs", 0) > 0:
+            while time.monotonic() < end and (get_json(port, "/stats") or {}).get("pcs", 0) > 0:
                 time.sleep(0.2)
             time.sleep(0.5)
 
@@ -919,10 +860,6 @@ def slope(rows: list[dict], key: str, a: int, b: int) -> float:
     return (rb["cpu"][key] / rb["window"] - ra["cpu"][key] / ra["window"]) / (b - a)
 
 
-def fnum(x: float, digits: int = 3) -> str:
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
-
-
 LABELS = {"icey": "icey-server worker", "reencode": "re-encode (aiortc)", "janus": "Janus streaming"}
 
 
@@ -955,17 +892,17 @@ def print_report(args, res: dict, source_desc: str, t_total: float) -> None:
             own = sum(v for v in row["cpu"].values() if not math.isnan(v)) + row["client_cpu"]
             host = f"{row['host_busy'] - own / win:>11.2f}"
             if n == 0:
-                w(f"{LABELS[system]:<20}{n:>8}{fnum(cores):>7}{'':>15}{'':>9}{'':>8}{'':>8}{'':>9}{'':>9}{'':>10}"
-                  f"{'':>13}{host}")
+                w(f"{LABELS[system]:<20}{n:>8}{fmt(cores, '.3f'):>7}{'':>15}{'':>9}{'':>8}{'':>8}{'':>9}{'':>9}"
+                  f"{'':>10}{'':>13}{host}")
                 continue
             ms = 1000 * row["cpu"][key] / max(1, row["frames"])
             drops = "-" if row["drops_window"] is None else str(row["drops_window"])
             note = "" if row["with_frames"] == n else f"  only {row['with_frames']}/{n} viewers got a frame"
-            w(f"{LABELS[system]:<20}{n:>8}{fnum(cores):>7}{fnum(cores / n, 4):>15}{fnum(ms, 2):>9}"
+            w(f"{LABELS[system]:<20}{n:>8}{fmt(cores, '.3f'):>7}{fmt(cores / n, '.4f'):>15}{fmt(ms, '.2f'):>9}"
               f"{_mean(row['fps']):>8.1f}{min(row['fps']):>8.1f}{_mean(row['mbit']):>9.2f}{sum(row['squeezed']):>9}"
               f"{drops:>10}{row['client_cpu'] / win:>13.2f}{host}{note}")
         for key2 in list(r["rows"][0]["cpu"])[1:]:
-            vals = " / ".join(fnum(row["cpu"][key2] / row["window"]) for row in r["rows"])
+            vals = " / ".join(fmt(row["cpu"][key2] / row["window"], ".3f") for row in r["rows"])
             counts = "/".join(str(row["n"]) for row in r["rows"])
             w(f"  {key2} process: {vals} cores at {counts} viewers")
         w("")
@@ -991,15 +928,15 @@ def print_report(args, res: dict, source_desc: str, t_total: float) -> None:
         fixed = rows[0]["cpu"][key] / rows[0]["window"]
         top = next(row for row in rows if row["n"] == hi)
         joins = [(row["setup_cpu"][key] - fixed * row["setup_s"]) / row["n"] for row in rows if row["n"] > 0]
-        w(f"{LABELS[system]:<20}{fnum(fixed) + ' cores':>18}{fnum(marg[system], 4) + ' cores':>21}"
-          f"{f'{lo} -> {hi}':>12}{fnum(top['cpu'][key] / top['window'] / hi, 4):>23}"
+        w(f"{LABELS[system]:<20}{fmt(fixed, '.3f') + ' cores':>18}{fmt(marg[system], '.4f') + ' cores':>21}"
+          f"{f'{lo} -> {hi}':>12}{fmt(top['cpu'][key] / top['window'] / hi, '.4f'):>23}"
           f"{' / '.join(f'{1000 * j:.0f}' for j in joins) + ' ms':>22}")
         steps = [(0, lo)] + list(zip(counts, counts[1:], strict=False))
         w(f"{'':<20}{'':>18}  (per viewer, piecewise: "
-          + ", ".join(f"{a} -> {b}: {fnum(slope(rows, key, a, b), 4)}" for a, b in steps) + " cores)")
+          + ", ".join(f"{a} -> {b}: {fmt(slope(rows, key, a, b), '.4f')}" for a, b in steps) + " cores)")
     if "janus" in ok:
         jr = ok["janus"]["rows"]
-        w(f"{'Janus ffmpeg feeder':<20}{fnum(jr[0]['cpu']['ffmpeg feeder'] / jr[0]['window']) + ' cores':>18}"
+        w(f"{'Janus ffmpeg feeder':<20}{fmt(jr[0]['cpu']['ffmpeg feeder'] / jr[0]['window'], '.3f') + ' cores':>18}"
           f"   (file demux + RTP packetizing for Janus; icey's worker does this itself)")
     w("join CPU per viewer (at each viewer count): the process's CPU from starting the clients to the window, minus")
     w("the fixed rate, per viewer: signalling, ICE, DTLS handshake and the first frames (icey: the replayed GOP).")
@@ -1007,16 +944,17 @@ def print_report(args, res: dict, source_desc: str, t_total: float) -> None:
     w("Ratios")
     if "icey" in marg and "janus" in marg:
         r = marg["icey"] / marg["janus"] if marg["janus"] > 0 else math.nan
-        w(f"  marginal CPU per viewer, icey / Janus:       {fnum(r, 2)}x")
+        w(f"  marginal CPU per viewer, icey / Janus:       {fmt(r, '.2f')}x")
     if "icey" in marg and "reencode" in marg:
         r = marg["icey"] / marg["reencode"] if marg["reencode"] > 0 else math.nan
-        w(f"  marginal CPU per viewer, icey / re-encode:   {fnum(r, 4)}x  (re-encode costs {fnum(1 / r, 0)}x more)")
+        w(f"  marginal CPU per viewer, icey / re-encode:   {fmt(r, '.4f')}x  "
+          f"(re-encode costs {fmt(1 / r, '.0f')}x more)")
     if "icey" in ok and "janus" in ok:
         fi, fj = ok["icey"]["rows"][0], ok["janus"]["rows"][0]
         ci, cj = fi["cpu"]["worker"] / fi["window"], fj["cpu"]["janus"] / fj["window"]
         cf = fj["cpu"]["ffmpeg feeder"] / fj["window"]
-        w(f"  fixed CPU per source, icey / Janus:          {fnum(ci / cj if cj else math.nan, 2)}x  "
-          f"(icey / (Janus + its ffmpeg feeder): {fnum(ci / (cj + cf) if cj + cf else math.nan, 2)}x)")
+        w(f"  fixed CPU per source, icey / Janus:          {fmt(ci / cj if cj else math.nan, '.2f')}x  "
+          f"(icey / (Janus + its ffmpeg feeder): {fmt(ci / (cj + cf) if cj + cf else math.nan, '.2f')}x)")
     for system in ("icey", "janus"):
         if system in ok:
             top = max(ok[system]["rows"], key=lambda row: row["n"])
@@ -1024,7 +962,7 @@ def print_report(args, res: dict, source_desc: str, t_total: float) -> None:
             ok[system]["top_per"] = top["cpu"][key] / top["window"] / top["n"]
     if "icey" in ok and "janus" in ok:
         w(f"  CPU-s per viewer-second at {max(args.counts)} viewers, icey / Janus: "
-          f"{fnum(ok['icey']['top_per'] / ok['janus']['top_per'], 2)}x")
+          f"{fmt(ok['icey']['top_per'] / ok['janus']['top_per'], '.2f')}x")
     w("")
     late_rows = {s: r["late"] for s, r in ok.items() if r.get("late")}
     if late_rows:
@@ -1040,14 +978,15 @@ def print_report(args, res: dict, source_desc: str, t_total: float) -> None:
             firsts = [j["first_key"] for j in js if j.get("first_key") is not None]
             answers = [j["answer"] for j in js if j.get("answer") is not None]
             held = [j["frames_hold"] for j in js if j.get("first_key") is not None]
-            w(f"{LABELS[system]:<20}{f'{len(firsts)}/{len(js)}':>8}{fnum(percentile(firsts, 50)):>8}"
-              f"{fnum(percentile(firsts, 95)):>8}{fnum(max(firsts) if firsts else math.nan):>8}"
-              f"{sum(f > 1.0 for f in firsts):>6}{fnum(percentile(answers, 50)):>13}"
-              f"{fnum(percentile(held, 50), 0):>28}")
+            w(f"{LABELS[system]:<20}{f'{len(firsts)}/{len(js)}':>8}{fmt(percentile(firsts, 50), '.3f'):>8}"
+              f"{fmt(percentile(firsts, 95), '.3f'):>8}{fmt(max(firsts) if firsts else math.nan, '.3f'):>8}"
+              f"{sum(f > 1.0 for f in firsts):>6}{fmt(percentile(answers, 50), '.3f'):>13}"
+              f"{fmt(percentile(held, 50), '.0f'):>28}")
             w(f"{'':<22}all: {' '.join(f'{f:.2f}' for f in sorted(firsts))}")
             if system == "janus":
                 setups = [j["setup"] for j in js if j.get("setup") is not None]
-                w(f"{'':<22}(Janus session create + attach before 'watch' add p50 {fnum(percentile(setups, 50))} s)")
+                w(f"{'':<22}(Janus session create + attach before 'watch' add p50 "
+                  f"{fmt(percentile(setups, 50), '.3f')} s)")
             errs = [j["error"] for j in js if j.get("error")]
             if errs:
                 w(f"{'':<22}errors: {errs[:3]}")
@@ -1058,15 +997,15 @@ def print_report(args, res: dict, source_desc: str, t_total: float) -> None:
     w("Goals")
     if "icey" in marg and "janus" in marg:
         r = marg["icey"] / marg["janus"] if marg["janus"] > 0 else math.nan
-        w(f"  marginal cost per viewer at or below Janus's: icey {fnum(marg['icey'], 4)} vs Janus "
-          f"{fnum(marg['janus'], 4)} cores ({fnum(r, 2)}x): {'MET' if r <= 1.0 else 'NOT MET'}")
+        w(f"  marginal cost per viewer at or below Janus's: icey {fmt(marg['icey'], '.4f')} vs Janus "
+          f"{fmt(marg['janus'], '.4f')} cores ({fmt(r, '.2f')}x): {'MET' if r <= 1.0 else 'NOT MET'}")
     if "icey" in late_rows:
         firsts = [j["first_key"] for j in late_rows["icey"]["joiners"] if j.get("first_key") is not None]
         n_all = len(late_rows["icey"]["joiners"])
         p50, p95 = percentile(firsts, 50), percentile(firsts, 95)
         verdict = "MET" if len(firsts) == n_all and p95 < FIRST_FRAME_TARGET_SEC else "NOT MET"
-        w(f"  late joiner first frame under {FIRST_FRAME_TARGET_SEC} s: icey p50 {fnum(p50)} s, p95 {fnum(p95)} s: "
-          f"{verdict} (at p50: {'MET' if p50 < FIRST_FRAME_TARGET_SEC else 'NOT MET'})")
+        w(f"  late joiner first frame under {FIRST_FRAME_TARGET_SEC} s: icey p50 {fmt(p50, '.3f')} s, "
+          f"p95 {fmt(p95, '.3f')} s: {verdict} (at p50: {'MET' if p50 < FIRST_FRAME_TARGET_SEC else 'NOT MET'})")
     w("")
     if "reencode" in ok:
         w(f"note: re-encode measured at {', '.join(map(str, args.reencode_counts))} viewers only (not "
