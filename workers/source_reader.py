@@ -37,6 +37,9 @@ RETRY_MAX_SEC = 10.0
 OPEN_TIMEOUT_SEC = 5.0
 # A camera that stops sending for this long is declared gone (PyAV raises on the read timeout).
 READ_TIMEOUT_SEC = 3.0
+# A live source whose timestamps run this far ahead of the wall clock between two packets has
+# jumped (a shared RTSP mount re-basing when another client joins): treat it as a new epoch.
+FORWARD_JUMP_SEC = 2.0
 # icey's low-latency demux options for live network sources (icey-reference 4.5).
 LIVE_OPTIONS = {"rtsp_transport": "tcp", "fflags": "nobuffer", "flags": "low_delay", "max_delay": "0",
                 "reorder_queue_size": "0", "analyzeduration": "500000", "probesize": "200000"}
@@ -235,6 +238,7 @@ class SourceReader(threading.Thread):
         ts0 = 0.0
         loop_offset = last_ts = 0.0
         first_raw: float | None = None  # a file's first timestamp (MPEG-TS starts at ~1.4 s, not 0)
+        previous: dict[str, tuple[float, float]] = {}  # kind -> (arrival, raw timestamp) of the last packet
         for kind, pkt in source.packets():
             if self._stopping.is_set():
                 return
@@ -263,6 +267,11 @@ class SourceReader(threading.Thread):
             if pkt.pts is None or pkt.time_base is None:
                 continue
             raw = float(pkt.pts * pkt.time_base)
+            if self.src.live and kind in previous:
+                arrived, before = previous[kind]
+                if (raw - before) - (now - arrived) > FORWARD_JUMP_SEC:
+                    self.timeline.jumped(kind)  # a live clock leapt ahead of real time: no gap downstream
+            previous[kind] = (now, raw)
             seconds = self.timeline.map(raw, kind)  # once per packet: taps and viewers agree
             for tap in self.taps:  # before delivery: a bitstream filter empties the packet
                 tap.on_packet(kind, pkt, seconds)

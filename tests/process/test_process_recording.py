@@ -270,8 +270,11 @@ def test_rtsp_camera_drop_closes_the_segment_and_a_new_one_follows(tmp_path, rts
         second = wait_for(lambda: [i for i in listing(server, "cam") if i["open"] and i["durationSec"] >= 1.5], 40,
                           0.25, what="a new segment after the camera came back")[0]
         assert second["url"] != first["url"] and second["start"] > gone["start"]
+        # A second client mid-recording: GStreamer's shared mount then re-bases each stream's clock
+        # by seconds, one stream after the other; the recording must stay continuous and clean.
         with av.open(rtsp_camera.url, options={"rtsp_transport": "tcp"}, timeout=5) as cam:
             camera_sets = parameter_sets(bytes(cam.streams.video[0].codec_context.extradata or b""))
+        time.sleep(1.0)
         assert server.terminate() == 0  # a clean stop closes the open segment
         items = listing_after_stop(record_dir / "cam")
         assert [i["file"] for i in items] == [Path(first["url"]).name, Path(second["url"]).name]

@@ -49,7 +49,9 @@ def ffprobe(path: Path) -> dict:
                           "stream=codec_type,codec_name,profile,level,width,height,pix_fmt,r_frame_rate,"
                           "nb_read_frames,sample_rate,channels:format=duration", "-of", "json", str(path)],
                          capture_output=True, text=True, timeout=60)
-    errors = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"],
+    # passthrough: keep the file's own frame timing; ffmpeg would otherwise re-time frames to a
+    # constant rate for the null output and report its own rounding collisions as errors.
+    errors = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-vsync", "passthrough", "-f", "null", "-"],
                             capture_output=True, text=True, timeout=60).stderr
     info = json.loads(out.stdout or "{}")
     info["returncode"], info["errors"] = out.returncode, out.stderr.strip()

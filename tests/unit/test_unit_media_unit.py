@@ -23,3 +23,19 @@ def test_a_clock_jumping_back_is_absorbed_but_interleaving_is_kept():
     jumped = t.map(105.1)  # a shared RTSP mount rewound the video clock ~3.9 s
     after = t.map(105.14)
     assert jumped > a[-1] and after > jumped
+
+
+def test_streams_jumping_one_after_the_other_stay_continuous():
+    """What GStreamer's shared RTSP mount does when a second client joins: the audio clock
+    re-bases to 0, the video clock a few packets later, then both leap ahead by seconds."""
+    t = Timeline()
+    feed = [("video", 2.80), ("audio", 2.86), ("audio", 2.88), ("video", 2.867), ("audio", 0.0),
+            ("video", 2.90), ("audio", 0.02), ("video", 0.0), ("audio", 0.04), ("video", 0.0667)]
+    out: dict[str, list[float]] = {"audio": [], "video": []}
+    for kind, seconds in feed:
+        out[kind].append(t.map(seconds, kind))
+    t.jumped("video")  # the reader saw the video clock leap 3 s ahead of real time
+    out["video"].append(t.map(3.1, "video"))
+    for kind, values in out.items():
+        steps = [b - a for a, b in zip(values, values[1:], strict=False)]
+        assert all(0 < s < 0.1 for s in steps), (kind, steps)
