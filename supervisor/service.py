@@ -112,6 +112,8 @@ class Service:
     async def shutdown(self, children: list[Child], tasks: list[asyncio.Task]) -> None:
         self.runtime_state = "stopping"
         self.publish()
+        for child in children:
+            child.stopping = True  # a child that dies from here on is not restarted
         timeout = self.settings.supervisor.stop_timeout_sec
         # Workers first so the API can still report them stopping; then the API.
         await asyncio.gather(*(c.stop(timeout) for c in self.workers.values()),
