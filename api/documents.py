@@ -55,6 +55,7 @@ class WorkerView(msgspec.Struct, rename="camel"):
     uptime_sec: int | None
     last_exit_code: int | None
     last_heartbeat_age_ms: int | None
+    next_restart_in_ms: int | None  # new: the backoff left while `restarting`
 
 
 class Intelligence(msgspec.Struct):
@@ -131,7 +132,9 @@ class Documents:
                 pid=proc.pid if proc else None, state=proc_state, restarts=proc.restarts if proc else 0,
                 uptime_sec=int(now - proc.started_mono) if proc and proc.started_mono and proc.pid else None,
                 last_exit_code=proc.last_exit_code if proc else None,
-                last_heartbeat_age_ms=_ms(now - at) if at is not None else None),
+                last_heartbeat_age_ms=_ms(now - at) if at is not None else None,
+                next_restart_in_ms=_ms(max(0.0, proc.next_restart_mono - now))
+                if proc and proc.next_restart_mono is not None else None),
             intelligence=Intelligence(
                 vision=(ws.vision if ws and ws.vision else VisionStatus(enabled=intel.vision.enabled)),
                 speech=(ws.speech if ws and ws.speech else SpeechStatus(enabled=intel.speech.enabled))),

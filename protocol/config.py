@@ -132,6 +132,8 @@ class MediaConfig(_Camel):
     source: str = ""
     record_dir: str = "./recordings"
     loop: bool = True
+    # icey's key, accepted for compatibility: passthrough is decided per source from what it
+    # delivers (browser-ready H.264 always passes through; the rest is transcoded once).
     passthrough_video: bool = False
     max_viewers: int = 64
     record: RecordConfig = msgspec.field(default_factory=RecordConfig)
@@ -227,7 +229,6 @@ class SourceSettings(_Camel):
     live: bool
     mode: str
     loop: bool
-    passthrough_video: bool
     max_viewers: int
     record: RecordConfig
     video: VideoConfig

@@ -22,8 +22,6 @@ logging.addLevelName(TRACE, "TRACE")
 
 
 class _Formatter(logging.Formatter):
-    converter = time.gmtime
-
     def __init__(self, role: str) -> None:
         super().__init__()
         self.role = role

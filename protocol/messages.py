@@ -12,8 +12,6 @@ import msgspec
 
 from protocol.events import Event
 
-SCHEMA_VERSION = 1
-
 
 class Check(msgspec.Struct, frozen=True):
     name: str
@@ -91,7 +89,6 @@ class WorkerState(msgspec.Struct, tag="worker", kw_only=True):
     sessions: list[SessionInfo] = []
     vision: VisionStatus | None = None
     speech: SpeechStatus | None = None
-    changed_mono: float = 0.0  # when `state`/media last changed, for freshness measurement
 
 
 class ProcessInfo(msgspec.Struct, kw_only=True):

@@ -259,7 +259,6 @@ def _resolve_sources(cfg: FileConfig, entries: list[tuple[SourceEntry, dict]]) -
         resolved.append(SourceSettings(
             id=source_id, index=n, url=entry.source, kind=kind.kind, remote=kind.remote, live=kind.live,
             mode=entry.mode or cfg.media.mode, loop=loop and not kind.live,
-            passthrough_video=media.passthrough_video if entry.passthrough_video is None else entry.passthrough_video,
             max_viewers=media.max_viewers if entry.max_viewers is None else entry.max_viewers,
             record=msgspec.structs.replace(media.record, dir=media.record.dir or cfg.media.record_dir),
             video=media.video, audio=media.audio, intelligence=media.intelligence,

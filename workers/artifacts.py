@@ -266,7 +266,6 @@ class ClipRecorder:
         self.count = 0
         self.last_url: str | None = None
         self.dropped = 0
-        self.failures = 0
         self._cond = threading.Condition()
         self._packets: deque[_Pkt] = deque()
         self._controls: deque[tuple] = deque()
@@ -459,7 +458,6 @@ class ClipRecorder:
         try:
             clip = self._create(path, key)
         except (av.error.FFmpegError, OSError, ValueError) as exc:
-            self.failures += 1
             log.warning("cannot start a clip: %s", exc)
             path.with_name(path.name + PART).unlink(missing_ok=True)
             return

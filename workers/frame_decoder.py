@@ -189,8 +189,6 @@ class FrameDecoder:
         self.epoch = 0
         self._video: CodecParams | None = None
         self._audio: CodecParams | None = None
-        self.decoded_frames = 0
-        self.decode_errors = 0
         self._stop = threading.Event()
         self._threads = []
         if on_frame is not None:
@@ -277,12 +275,10 @@ class FrameDecoder:
             try:
                 frames = ctx.decode(pkt)
             except av.error.FFmpegError as exc:
-                self.decode_errors += 1
                 need_key = True
                 log.debug("video decode error: %s", exc)
                 continue
             for frame in frames:
-                self.decoded_frames += 1
                 ftb = frame.time_base or tb
                 seconds = float(frame.pts * ftb) + offset if frame.pts is not None else item.seconds
                 if not self.sampler.accept(round(seconds * 1e6)):
@@ -321,7 +317,6 @@ class FrameDecoder:
                 frames = ctx.decode(pkt)
                 chunks = [r for f in frames for r in resampler.resample(f)]
             except (av.error.FFmpegError, ValueError) as exc:
-                self.decode_errors += 1
                 log.debug("audio decode error: %s", exc)
                 continue
             seconds = item.seconds

@@ -47,7 +47,6 @@ class VisionPipeline:
         self.snapshots, self.clips, self.sweep = snapshots, clips, sweep
         self.packet_drops: Callable[[], int] = lambda: 0
         self.events = 0
-        self.analysed = 0
         self._epoch: int | None = None
         self._done: deque[float] = deque()
         self._latency_ms: deque[float] = deque(maxlen=25)
@@ -96,7 +95,6 @@ class VisionPipeline:
             log.debug("motion: %s", exc)
             return
         now = time.monotonic()
-        self.analysed += 1
         self._latency_ms.append((now - frame.arrival) * 1000)
         self._done.append(now)
         while self._done and now - self._done[0] > FPS_WINDOW_SEC:

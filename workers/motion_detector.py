@@ -148,7 +148,6 @@ class MotionDetector:
         self.cooldown_usec = cfg.cooldown_usec
         self.cell_levels = cell_delta * 255.0
         self.last_score: float | None = None
-        self.last_changed: np.ndarray | None = None
         self.frames = 0  # analysed (scored) frames
         self._prev: np.ndarray | None = None
         self._shape: tuple[int, int] | None = None
@@ -184,7 +183,7 @@ class MotionDetector:
         self._prev = grid
         changed = np.abs(residual) >= self.cell_levels
         score = float(changed.mean())
-        self.last_score, self.last_changed = score, changed
+        self.last_score = score
         self.frames += 1
         moving = score >= self.threshold and changed.any()
         events: list[MotionEvent] = []

@@ -30,7 +30,6 @@ class PacketHub:
         self.gop: list[MediaUnit] = []
         self._gop_bytes = 0
         self.subscribers: set[Subscriber] = set()
-        self.units = 0
         # Set by a relayed publisher: a joining viewer asks it for a fresh keyframe (RTCP PLI).
         self.want_keyframe: Callable[[], object] | None = None
 
@@ -39,7 +38,6 @@ class PacketHub:
         self.loop.call_soon_threadsafe(self.publish, unit)
 
     def publish(self, unit: MediaUnit) -> None:
-        self.units += 1
         if unit.kind == "video":
             if unit.keyframe:
                 self.gop, self._gop_bytes = [unit], unit.size

@@ -25,20 +25,19 @@ class StatePublisher:
         self.sessions: SessionManager | None = None
         self.intelligence = None  # workers.intelligence.Intelligence: its status() rides in every snapshot
         self.seq = 0
-        self.started_mono = self.changed_mono = time.monotonic()
+        self.started_mono = time.monotonic()
         self._wake = asyncio.Event()
         self._loop = asyncio.get_running_loop()
 
     def changed(self) -> None:
         """Thread-safe: request an immediate push."""
-        self.changed_mono = time.monotonic()
         self._loop.call_soon_threadsafe(self._wake.set)
 
     def snapshot(self) -> WorkerState:
         self.seq += 1
         r = self.reader
         state = WorkerState(source_id=self.source_id, pid=os.getpid(), started_mono=self.started_mono, seq=self.seq,
-                            state="offline", changed_mono=self.changed_mono)
+                            state="offline")
         if self.sessions is not None:
             publisher = self.sessions.publisher
             if r is None:  # record/relay: the source is the WHIP publisher

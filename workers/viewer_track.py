@@ -38,7 +38,6 @@ class ViewerTrack(MediaStreamTrack):
         self._ready = asyncio.Event()
         self._primed = False
         self._awaiting_keyframe = False
-        self.resyncs = 0
         hub.subscribers.add(self)
 
     def _prime(self) -> None:
@@ -69,7 +68,6 @@ class ViewerTrack(MediaStreamTrack):
                 return
             self._awaiting_keyframe = False
         if len(self._queue) >= MAX_QUEUE:
-            self.resyncs += 1
             self._primed = False  # the next recv() starts again from the current GOP
             return
         self._queue.append((unit, unit.timestamp))

@@ -45,7 +45,6 @@ class VoiceActivityDetector:
         self.active = False
         self.level = 0.0  # meter: RMS over the last update interval
         self.peak = 0.0
-        self.windows = 0
         self._pending = np.zeros(0, dtype=np.float32)
         self._clock: float | None = None  # timeline time of _pending[0]
         self._silence_since: float | None = None
@@ -92,7 +91,6 @@ class VoiceActivityDetector:
         return events
 
     def _window(self, start: float, level: float, peak: float) -> list[SpeechEvent]:
-        self.windows += 1
         self._meter(start, level, peak)
         end = start + self.window / self.rate
         if not self.active:

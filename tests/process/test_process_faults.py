@@ -9,7 +9,7 @@ import time
 
 from support.processes import alive, children_of, wait_for
 
-FAST_RESTARTS = {"supervisor": {"restartInitialMs": 200, "restartMaxMs": 1000, "crashLoopLimit": 3,
+FAST_RESTARTS = {"supervisor": {"restartInitialMs": 500, "restartMaxMs": 1000, "crashLoopLimit": 3,
                                 "crashLoopWindowSec": 30, "heartbeatMs": 500}}
 
 
@@ -47,6 +47,9 @@ def test_killed_worker_restarts_alone(icey):
     watcher = HealthWatcher(server)
     watcher.start()
     os.kill(before["worker:demo-1"], signal.SIGKILL)
+    backoff = wait_for(lambda: (w := server.source("demo-1")["worker"])["state"] == "restarting" and w, 5,
+                       interval=0.01, what="restarting")
+    assert 0 <= backoff["nextRestartInMs"] <= 500  # restartInitialMs of FAST_RESTARTS
     item = server.wait_source("demo-1", lambda s: s["worker"]["restarts"] == 1 and s["state"] == "online")
     watcher.stop.set()
     watcher.join()
