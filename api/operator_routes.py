@@ -6,9 +6,10 @@ from quart import Blueprint, current_app, request
 
 from api.auth import authorized
 from api.documents import Documents
+from api.ice_servers import ice_servers, public_host
 from api.responses import json_response
 from api.turn_credentials import mint
-from protocol.config import WILDCARD_HOSTS, Settings
+from protocol.config import Settings
 from protocol.version import PRODUCT, SERVICE, VERSION
 
 bp = Blueprint("operator", __name__)
@@ -45,33 +46,17 @@ async def status():
     return json_response(docs.status(docs.now()))
 
 
-def _public_host(settings: Settings) -> str:
-    """What a browser can reach: externalIp, else the bind host, else the host it used for us."""
-    if settings.turn.external_ip:
-        return settings.turn.external_ip
-    if settings.http.host not in WILDCARD_HOSTS:
-        return settings.http.host
-    return request.host.rsplit(":", 1)[0].strip("[]") if request.host else "127.0.0.1"
-
-
 @bp.get("/api/config")
 async def config():
     s = _settings()
-    host = _public_host(s)
+    host = public_host(s)
     username, credential = mint(s.turn)
-    ice_servers: list[dict] = []
-    if s.stun.urls:
-        ice_servers.append({"urls": list(s.stun.urls)})
-    if s.turn.enabled and _docs().turn_running():  # never hand out credentials for a relay that is not there
-        ice_servers.append({"urls": [f"turn:{host}:{s.turn.port}?transport=udp",
-                                     f"turn:{host}:{s.turn.port}?transport=tcp"],
-                            "username": username, "credential": credential})
     return json_response({
         "status": "ok", "mode": s.mode, "product": PRODUCT, "service": SERVICE, "version": VERSION,
         "http": {"host": s.http.host, "scheme": "https" if s.tls.cert else "http", "tls": bool(s.tls.cert)},
         "turn": {"enabled": s.turn.enabled, "host": host, "port": s.turn.port,
                  "username": username, "credential": credential},
         "stun": {"urls": list(s.stun.urls)},
-        "iceServers": ice_servers,
+        "iceServers": ice_servers(s, _docs(), (username, credential)),
         "sources": [{"id": src.id, "mode": src.mode} for src in s.sources],
     }, headers={"Cache-Control": "no-store"})

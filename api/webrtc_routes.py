@@ -11,9 +11,9 @@ from quart import Blueprint, Response, current_app, request
 from api.auth import authorized
 from api.control_client import ControlClient, WorkerTimeout, WorkerUnavailable
 from api.documents import Documents
+from api.ice_servers import link_headers
 from api.responses import error_response, json_response
-from api.turn_credentials import mint
-from protocol.config import WILDCARD_HOSTS, Settings
+from protocol.config import Settings
 from protocol.messages import CloseSession, ControlError, ControlRequest, Done, SdpAnswer, WhepOffer, WhipOffer
 
 bp = Blueprint("webrtc", __name__)
@@ -40,18 +40,7 @@ async def _forward(source_id: str, message: ControlRequest, timeout: float = OFF
 
 
 def _ice_links() -> list[str]:
-    """RFC 9725 section 4.6: ICE servers as Link headers, TURN credentials included."""
-    s = _settings()
-    links = [f'<{url}>; rel="ice-server"' for url in s.stun.urls]
-    docs: Documents = current_app.config["ICEY_DOCUMENTS"]
-    if s.turn.enabled and docs.turn_running():
-        host = s.turn.external_ip or (s.http.host if s.http.host not in WILDCARD_HOSTS else
-                                      (request.host.rsplit(":", 1)[0].strip("[]") or "127.0.0.1"))
-        username, credential = mint(s.turn)
-        for transport in ("udp", "tcp"):
-            links.append(f'<turn:{host}:{s.turn.port}?transport={transport}>; rel="ice-server"; '
-                         f'username="{username}"; credential="{credential}"; credential-type="password"')
-    return links
+    return link_headers(_settings(), current_app.config["ICEY_DOCUMENTS"])
 
 
 async def _offer(source_id: str, kind: str):
