@@ -113,7 +113,7 @@ class Documents:
         elif ws is None:
             state = "starting" if proc_state in ("running", "restarting") or proc is None else "stopped"
         else:
-            state = ws.state
+            state = ws.source.state
         online = state == "online"
         sessions = Sessions(ws.sessions_active, ws.sessions_total) if ws else Sessions(0, 0)
         intel = src.intelligence
@@ -121,12 +121,14 @@ class Documents:
             id=src.id, mode=src.mode,
             source=SourceRef(value=public_value(src.url), kind=src.kind, remote=src.remote, loop=src.loop),
             state=state, online=online,
-            online_since=ws.online_since if ws and online else None,
-            last_error=scrub_text(ws.last_error) if ws and ws.last_error else None,
-            next_retry_at=ws.next_retry_at if ws and not online else None,
-            reconnects=ws.reconnects if ws else 0,
-            media=Media(video=ws.video if ws and online else None, audio=ws.audio if ws and online else None,
-                        last_packet_age_ms=_ms(now - ws.last_packet_mono) if ws and ws.last_packet_mono else None),
+            online_since=ws.source.online_since if ws and online else None,
+            last_error=scrub_text(ws.source.last_error) if ws and ws.source.last_error else None,
+            next_retry_at=ws.source.next_retry_at if ws and not online else None,
+            reconnects=ws.source.reconnects if ws else 0,
+            media=Media(video=ws.source.video if ws and online else None,
+                        audio=ws.source.audio if ws and online else None,
+                        last_packet_age_ms=_ms(now - ws.source.last_packet_mono)
+                        if ws and ws.source.last_packet_mono else None),
             sessions=sessions,
             worker=WorkerView(
                 pid=proc.pid if proc else None, state=proc_state, restarts=proc.restarts if proc else 0,

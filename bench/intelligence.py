@@ -183,7 +183,7 @@ def calibrate_main(url: str, trials: int, seconds: float) -> int:
     """Opens the worker's own DemoSource as SourceReader does and stamps time.time() right after it returns
     (where the worker stamps onlineSince); then for every video packet, as the reader loop gets it (where the
     taps get it): offset = arrival - (stamp + pts). Prints one JSON document."""
-    from workers.demo_source import DemoSource
+    from workers.source.demo import DemoSource
 
     result: dict = {"trials": [], "encode_ms": []}
     for _ in range(trials):

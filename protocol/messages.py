@@ -69,14 +69,11 @@ class SpeechStatus(msgspec.Struct, rename="camel", kw_only=True):
     queue_drops: int = 0
 
 
-class WorkerState(msgspec.Struct, tag="worker", kw_only=True):
-    """A worker's full view of its source, sent on every change and every heartbeat."""
+class SourceStatus(msgspec.Struct, rename="camel", kw_only=True):
+    """What the worker knows of its source: the reader's view of a camera or file, or for a
+    record/relay source, whether its WHIP publisher is there."""
 
-    source_id: str
-    pid: int
-    started_mono: float  # when this worker process started: orders snapshots across restarts
-    seq: int
-    state: str  # starting | connecting | online | reconnecting | offline | failed | stopped
+    state: str = "starting"  # starting | connecting | online | reconnecting | offline | failed | stopped
     online_since: str | None = None  # RFC 3339 UTC
     last_error: str | None = None  # already scrubbed by the worker
     next_retry_at: str | None = None  # RFC 3339 UTC
@@ -84,6 +81,16 @@ class WorkerState(msgspec.Struct, tag="worker", kw_only=True):
     video: VideoInfo | None = None
     audio: AudioInfo | None = None
     last_packet_mono: float | None = None
+
+
+class WorkerState(msgspec.Struct, tag="worker", kw_only=True):
+    """A worker's full view of its source, sent on every change and every heartbeat."""
+
+    source_id: str
+    pid: int
+    started_mono: float  # when this worker process started: orders snapshots across restarts
+    seq: int
+    source: SourceStatus
     sessions_active: int = 0
     sessions_total: int = 0
     sessions: list[SessionInfo] = []

@@ -1,26 +1,116 @@
-"""`python -m workers --runtime-dir DIR --source-id ID`: started by the supervisor only."""
+"""`python -m workers --runtime-dir DIR --source-id ID`: started by the supervisor only.
+
+Builds the worker's parts, each given its collaborators, and runs them: the reader thread feeds
+its taps (recording, intelligence, viewer delivery last); viewer delivery feeds the fan-out on the
+event loop; the session manager owns the WebRTC peers; the state publisher and control server
+talk to the API."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import zmq.asyncio
 
 from protocol.child import load_settings, run_child
+from protocol.config import Settings, SourceSettings
 from protocol.events import SourceData
+from protocol.ipc import SnapshotSocket
+from protocol.messages import SourceStatus
 from workers.control_server import ControlServer
 from workers.event_emitter import EventEmitter
-from workers.ice import restrict_host_addresses
-from workers.ingest import Ingest, RecordIngest, RelayIngest
-from workers.intelligence import attach as attach_intelligence
-from workers.media_unit import Timeline
-from workers.packet_hub import PacketHub
-from workers.segment_recorder import SegmentRecorder
-from workers.source_reader import SourceReader
-from workers.state_publisher import StatePublisher
-from workers.webrtc_sessions import Session, SessionManager
+from workers.intelligence.pipelines import Intelligence, build_intelligence
+from workers.recording.segments import SegmentRecorder
+from workers.source.reader import SourceReader
+from workers.source.taps import PacketTap
+from workers.source.timeline import Timeline
+from workers.state_publisher import ChangeSignal, StatePublisher
+from workers.webrtc.delivery import Delivery
+from workers.webrtc.fanout import Fanout
+from workers.webrtc.ice import restrict_host_addresses
+from workers.webrtc.publisher import PublisherSink, RecordSink, RelaySink
+from workers.webrtc.sessions import Session, SessionManager
+
+
+def source_watch(events: EventEmitter, fanout: Fanout, changes: ChangeSignal) -> Callable[[SourceStatus], None]:
+    """The reader's on_change (reader thread): source.online/offline events, and a source that
+    went away must not leave its stale GOP to the next viewer."""
+    was_online = False
+
+    def changed(status: SourceStatus) -> None:
+        nonlocal was_online
+        online = status.state == "online"
+        if not online:
+            fanout.reset_threadsafe()
+        if online and not was_online:
+            events.emit("source.online", SourceData(state=status.state, detail=status.last_error))
+        elif was_online and not online:
+            events.emit("source.offline", SourceData(state=status.state, detail=status.last_error))
+        was_online = online
+        changes.notify()
+
+    return changed
+
+
+async def run_worker(settings: Settings, src: SourceSettings, runtime_dir: Path) -> None:
+    loop = asyncio.get_running_loop()
+    ctx = zmq.asyncio.Context()
+    sock = SnapshotSocket(runtime_dir)
+    changes = ChangeSignal(loop)
+    events = EventEmitter(sock, src.id, loop)
+    fanout = Fanout(loop)
+    reader: SourceReader | None = None
+    delivery: Delivery | None = None
+    recorder: SegmentRecorder | None = None
+    intelligence: Intelligence | None = None
+    if src.kind != "none":
+        taps: list[PacketTap] = []
+        if src.record.enabled:  # continuous recording
+            recorder = SegmentRecorder(src.id, src.record)
+            taps.append(recorder)
+        intelligence = build_intelligence(settings, src, events, changes.notify)
+        if intelligence is not None:
+            taps += intelligence.taps
+        delivery = Delivery(fanout.publish_threadsafe, src.video)
+        taps.append(delivery)  # last: it may consume the packet
+        reader = SourceReader(src, source_watch(events, fanout, changes), taps)
+    relay_timeline = Timeline()
+
+    def sink_for(session: Session) -> PublisherSink:
+        if src.mode == "record":
+            return RecordSink(Path(settings.record_dir), src.id)
+        return RelaySink(fanout, relay_timeline)
+
+    def has_audio() -> bool:
+        if delivery is not None:
+            return delivery.audio_mode is not None
+        return src.mode == "relay"  # a relayed publisher's audio, when it sends some
+
+    sessions = SessionManager(settings, src, fanout, changes.notify, has_audio, sink_for, events)
+    publisher = StatePublisher(sock, src.id, settings.supervisor.heartbeat_ms / 1000, changes, reader, sessions,
+                               intelligence)
+    control = ControlServer(ctx, runtime_dir, src.index, src.id, reader, delivery, sessions)
+    if recorder is not None:
+        recorder.start()
+    if intelligence is not None:
+        intelligence.start()
+    if reader is not None:
+        reader.start()
+    try:
+        await asyncio.gather(publisher.run(), control.run(), sessions.watch_liveness())
+    finally:
+        if reader is not None:
+            reader.stop()
+        if intelligence is not None:
+            await asyncio.to_thread(intelligence.close)  # finishes a clip being written
+        if recorder is not None:
+            recorder.stop()  # closes the open segment now: the reader thread may not get there
+        await sessions.close_all()
+        publisher.send(final=True)
+        sock.close(linger_ms=200)  # let the last word out
+        ctx.destroy(linger=0)
 
 
 def main() -> None:
@@ -33,68 +123,7 @@ def main() -> None:
     if src is None:
         raise SystemExit(f"unknown source id {args.source_id!r}")
     restrict_host_addresses(settings.webrtc.host_addresses)
-
-    async def run() -> None:
-        loop = asyncio.get_running_loop()
-        ctx = zmq.asyncio.Context()
-        publisher = StatePublisher(args.runtime_dir, src.id, settings.supervisor.heartbeat_ms / 1000)
-        control = ControlServer(ctx, args.runtime_dir, src.index, src.id)
-        hub = PacketHub(loop)
-        events = EventEmitter(publisher.sock, src.id, loop)
-        reader: SourceReader | None = None
-        last_state = "starting"
-
-        def changed() -> None:  # called from the reader thread too
-            nonlocal last_state
-            if reader is not None:
-                if reader.state != "online":
-                    loop.call_soon_threadsafe(hub.reset)
-                if (reader.state == "online") != (last_state == "online"):
-                    events.emit(f"source.{'online' if reader.state == 'online' else 'offline'}",
-                                SourceData(state=reader.state, detail=reader.last_error))
-                last_state = reader.state
-            publisher.changed()
-
-        if src.kind != "none":
-            reader = SourceReader(src, changed, hub.publish_threadsafe)
-        relay_timeline = Timeline()
-
-        def ingest_for(session: Session) -> Ingest:
-            if src.mode == "record":
-                return RecordIngest(Path(settings.record_dir), src.id)
-            return RelayIngest(hub, relay_timeline)
-
-        def has_audio() -> bool:
-            if reader is not None:
-                return reader.audio_delivery is not None
-            return src.mode == "relay"  # a relayed publisher's audio, when it sends some
-
-        sessions = SessionManager(settings, src, hub, publisher.changed, has_audio, ingest_for, events)
-        publisher.reader = control.reader = reader
-        publisher.sessions = control.sessions = sessions
-        publisher.intelligence = attach_intelligence(settings, src, reader, events, publisher.changed)
-        recorder: SegmentRecorder | None = None
-        if reader is not None and src.record.enabled:  # continuous recording: a tap before the reader starts
-            recorder = SegmentRecorder(src.id, src.record)
-            reader.taps.append(recorder)
-            recorder.start()
-        if reader is not None:
-            reader.start()
-        try:
-            await asyncio.gather(publisher.run(), control.run(), sessions.watch_liveness())
-        finally:
-            if reader is not None:
-                reader.stop()
-            if publisher.intelligence is not None:
-                await asyncio.to_thread(publisher.intelligence.close)  # finishes a clip being written
-            if recorder is not None:
-                recorder.stop()  # closes the open segment now: the reader thread may not get there
-            await sessions.close_all()
-            publisher.send(final=True)
-            publisher.sock.close(linger_ms=200)  # let the last word out
-            ctx.destroy(linger=0)
-
-    run_child(f"worker:{src.id}", settings.log_level, run)
+    run_child(f"worker:{src.id}", settings.log_level, lambda: run_worker(settings, src, args.runtime_dir))
 
 
 main()

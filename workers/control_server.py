@@ -25,40 +25,39 @@ from protocol.messages import (
     decode_request,
     encode,
 )
-from workers.source_reader import SourceReader
-from workers.webrtc_sessions import SessionError, SessionManager
+from workers.source.reader import SourceReader
+from workers.webrtc.delivery import Delivery
+from workers.webrtc.sessions import SessionError, SessionManager
 
 log = logging.getLogger("icey.control")
 
 
 class ControlServer:
-    def __init__(self, ctx: zmq.asyncio.Context, runtime_dir: Path, source_index: int, source_id: str) -> None:
+    def __init__(self, ctx: zmq.asyncio.Context, runtime_dir: Path, source_index: int, source_id: str,
+                 reader: SourceReader | None, delivery: Delivery | None, sessions: SessionManager) -> None:
         self.sock = ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.bind(ipc.control_endpoint(runtime_dir, source_index))
         self.source_id = source_id
-        self.reader: SourceReader | None = None
-        self.sessions: SessionManager | None = None
+        self.reader, self.delivery, self.sessions = reader, delivery, sessions
         self.dropped = 0
 
     async def handle(self, request: ControlRequest) -> ControlReply:
         if isinstance(request, (WhepOffer, WhipOffer, CloseSession)):
             return await self._session_request(request)
         if isinstance(request, DescribeRequest):
-            r = self.reader
-            if r is None:
+            if self.reader is None:
                 return SourceDescription(source_id=self.source_id, state="offline", container=None, opened_at=None,
                                          packets=0, bytes=0, streams=[])
-            return SourceDescription(source_id=self.source_id, state=r.state, container=r.container_name,
-                                     opened_at=r.opened_at, packets=r.stats.packets, bytes=r.stats.bytes,
-                                     streams=list(r.streams), video_delivery=r.video_delivery,
-                                     audio_delivery=r.audio_delivery)
+            description = self.reader.describe()
+            if self.delivery is not None:
+                description.video_delivery = self.delivery.video_mode
+                description.audio_delivery = self.delivery.audio_mode
+            return description
         return ControlError(code="bad_request", detail="unknown request")
 
     async def _session_request(self, request: WhepOffer | WhipOffer | CloseSession) -> ControlReply:
         manager = self.sessions
-        if manager is None:
-            return ControlError(code="unavailable", detail="this worker serves no WebRTC sessions")
         try:
             if isinstance(request, CloseSession):
                 if await manager.close(request.session_id, "deleted"):

@@ -6,68 +6,67 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from pathlib import Path
 
 import msgspec
 
-from protocol import ipc
-from protocol.messages import WorkerState, encode
-from workers.source_reader import SourceReader
-from workers.webrtc_sessions import SessionManager
+from protocol.ipc import SnapshotSocket
+from protocol.messages import SourceStatus, WorkerState, encode
+from workers.intelligence.pipelines import Intelligence
+from workers.source.reader import SourceReader
+from workers.webrtc.sessions import SessionManager
+
+
+class ChangeSignal:
+    """`notify()` from any thread asks for an immediate push; created before the components
+    that call it, so each gets it in its constructor."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.event = asyncio.Event()
+
+    def notify(self) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self.event.set)
+        except RuntimeError:  # the loop is closed: the worker is exiting
+            pass
 
 
 class StatePublisher:
-    def __init__(self, runtime_dir: Path, source_id: str, heartbeat_sec: float) -> None:
-        self.sock = ipc.SnapshotSocket(runtime_dir)
+    def __init__(self, sock: SnapshotSocket, source_id: str, heartbeat_sec: float, changes: ChangeSignal,
+                 reader: SourceReader | None, sessions: SessionManager,
+                 intelligence: Intelligence | None) -> None:
+        self.sock = sock
         self.source_id = source_id
         self.heartbeat_sec = heartbeat_sec
-        self.reader: SourceReader | None = None
-        self.sessions: SessionManager | None = None
-        self.intelligence = None  # workers.intelligence.Intelligence: its status() rides in every snapshot
+        self.changes = changes
+        self.reader, self.sessions, self.intelligence = reader, sessions, intelligence
         self.seq = 0
         self.started_mono = time.monotonic()
-        self._wake = asyncio.Event()
-        self._loop = asyncio.get_running_loop()
 
-    def changed(self) -> None:
-        """Thread-safe: request an immediate push."""
-        self._loop.call_soon_threadsafe(self._wake.set)
+    def _source_status(self) -> SourceStatus:
+        if self.reader is not None:
+            return self.reader.status(time.monotonic())
+        publisher = self.sessions.publisher  # record/relay: the source is the WHIP publisher
+        return SourceStatus(state="online" if publisher is not None and publisher.state == "active" else "offline")
 
     def snapshot(self) -> WorkerState:
         self.seq += 1
-        r = self.reader
-        state = WorkerState(source_id=self.source_id, pid=os.getpid(), started_mono=self.started_mono, seq=self.seq,
-                            state="offline")
-        if self.sessions is not None:
-            publisher = self.sessions.publisher
-            if r is None:  # record/relay: the source is the WHIP publisher
-                state.state = "online" if publisher is not None and publisher.state == "active" else "offline"
-            state.sessions = self.sessions.infos()
-            state.sessions_active, state.sessions_total = self.sessions.active, self.sessions.total
-        if self.intelligence is not None:
-            state.vision, state.speech = self.intelligence.status()
-        if r is None:
-            return state
-        video = r.video
-        if video is not None:
-            fps, kbps = r.stats.video_rates(time.monotonic())
-            video = msgspec.structs.replace(video, fps=fps, bitrate_kbps=kbps,
-                                            keyframe_interval_sec=r.stats.keyframe_interval_sec)
-        return msgspec.structs.replace(
-            state, state=r.state, online_since=r.online_since, last_error=r.last_error,
-            next_retry_at=r.next_retry_at, reconnects=r.reconnects, video=video, audio=r.audio,
-            last_packet_mono=r.stats.last_packet_mono)
+        vision, speech = self.intelligence.status() if self.intelligence is not None else (None, None)
+        return WorkerState(source_id=self.source_id, pid=os.getpid(), started_mono=self.started_mono, seq=self.seq,
+                           source=self._source_status(), sessions=self.sessions.infos(),
+                           sessions_active=self.sessions.active, sessions_total=self.sessions.total,
+                           vision=vision, speech=speech)
 
     def send(self, final: bool = False) -> None:
         state = self.snapshot()
         if final:  # last word before exit: the API shows `stopped`, not a stale `online`
-            state = msgspec.structs.replace(state, state="stopped", video=None, audio=None)
+            state.source = msgspec.structs.replace(state.source, state="stopped", video=None, audio=None)
         self.sock.send(encode(state))
 
     async def _greet_subscribers(self) -> None:
         while True:
             await self.sock.subscribed()
-            self._wake.set()
+            self.changes.event.set()
 
     async def run(self) -> None:
         greeter = asyncio.create_task(self._greet_subscribers())
@@ -77,10 +76,11 @@ class StatePublisher:
             greeter.cancel()
 
     async def _heartbeat(self) -> None:
+        wake = self.changes.event
         while True:
             self.send()
             try:
-                await asyncio.wait_for(self._wake.wait(), self.heartbeat_sec)
+                await asyncio.wait_for(wake.wait(), self.heartbeat_sec)
             except TimeoutError:
                 pass
-            self._wake.clear()
+            wake.clear()

@@ -10,7 +10,7 @@ import numpy as np
 
 from supervisor.config_loader import load_settings
 from supervisor.flags import parse_flags
-from workers.source_reader import SourceReader
+from workers.source.reader import SourceReader
 
 
 def _ts_file(path, seconds: float = 1.0, fps: int = 25) -> None:
@@ -49,8 +49,7 @@ def test_a_looping_ts_file_has_no_pause_at_the_loop(tmp_path):
         assert probe.streams.video[0].start_time * probe.streams.video[0].time_base > 1.0  # the case at hand
     settings = load_settings(parse_flags(["--source", f"clip={path}"]), {})
     arrivals = _Arrivals()
-    reader = SourceReader(settings.sources[0], lambda: None)
-    reader.taps.append(arrivals)
+    reader = SourceReader(settings.sources[0], lambda status: None, [arrivals])
     reader.start()
     time.sleep(3.5)  # three loops of a one-second file
     reader.stop()

@@ -11,7 +11,16 @@ import pytest
 
 from api.documents import SILENT_HEARTBEATS, Documents
 from api.state_view import StateView
-from protocol.messages import AudioInfo, Check, ProcessInfo, SupervisorState, VideoInfo, WorkerState, encode
+from protocol.messages import (
+    AudioInfo,
+    Check,
+    ProcessInfo,
+    SourceStatus,
+    SupervisorState,
+    VideoInfo,
+    WorkerState,
+    encode,
+)
 from supervisor.config_loader import load_settings
 from supervisor.flags import parse_flags
 
@@ -30,9 +39,11 @@ def settings(tmp_path, monkeypatch):
 
 def worker(source_id: str, pid: int, seq: int, state: str = "online", started: float | None = None,
            **kw) -> WorkerState:
-    """`started` defaults to the pid: in these tests a higher pid is a later incarnation."""
+    """`started` defaults to the pid: in these tests a higher pid is a later incarnation. Keyword
+    arguments go to the SourceStatus or, for the session counts and intelligence, to WorkerState."""
+    source_kw = {k: kw.pop(k) for k in list(kw) if k in SourceStatus.__struct_fields__}
     return WorkerState(source_id=source_id, pid=pid, started_mono=float(pid if started is None else started),
-                       seq=seq, state=state, **kw)
+                       seq=seq, source=SourceStatus(state=state, **source_kw), **kw)
 
 
 def proc(source_id: str, pid: int | None, state: str = "running", **kw) -> ProcessInfo:
@@ -61,7 +72,7 @@ def test_latest_worker_snapshot_wins():
     view.apply(encode(worker("cam", 11, 1, "connecting")), now=1.0)
     view.apply(encode(worker("cam", 11, 2, "online")), now=2.0)
     got = view.workers["cam"]
-    assert (got.worker.seq, got.worker.state, got.at_mono) == (2, "online", 2.0)
+    assert (got.worker.seq, got.worker.source.state, got.at_mono) == (2, "online", 2.0)
     assert (view.received, view.dropped) == (2, 0)
 
 
@@ -70,7 +81,7 @@ def test_out_of_order_seq_from_same_pid_is_dropped():
     view.apply(encode(worker("cam", 11, 5, "online")), now=1.0)
     view.apply(encode(worker("cam", 11, 4, "reconnecting")), now=2.0)
     got = view.workers["cam"]
-    assert (got.worker.seq, got.worker.state, got.at_mono) == (5, "online", 1.0)
+    assert (got.worker.seq, got.worker.source.state, got.at_mono) == (5, "online", 1.0)
 
 
 def test_restarted_worker_with_lower_seq_is_accepted():
@@ -78,7 +89,7 @@ def test_restarted_worker_with_lower_seq_is_accepted():
     view.apply(encode(worker("cam", 11, 900, "online")), now=1.0)
     view.apply(encode(worker("cam", 22, 1, "starting")), now=2.0)
     got = view.workers["cam"].worker
-    assert (got.pid, got.seq, got.state) == (22, 1, "starting")
+    assert (got.pid, got.seq, got.source.state) == (22, 1, "starting")
 
 
 def test_late_words_of_a_dead_incarnation_are_dropped():
@@ -86,15 +97,15 @@ def test_late_words_of_a_dead_incarnation_are_dropped():
     view.apply(encode(worker("cam", 22, 1, "starting", started=50.0)), now=2.0)
     view.apply(encode(worker("cam", 11, 901, "stopped", started=10.0)), now=2.1)  # the old process, late
     got = view.workers["cam"].worker
-    assert (got.pid, got.state) == (22, "starting")
+    assert (got.pid, got.source.state) == (22, "starting")
 
 
 def test_workers_are_kept_per_source():
     view = StateView()
     view.apply(encode(worker("cam", 11, 3)), now=1.0)
     view.apply(encode(worker("lobby", 12, 1, "connecting")), now=1.0)
-    assert view.workers["cam"].worker.state == "online"
-    assert view.workers["lobby"].worker.state == "connecting"
+    assert view.workers["cam"].worker.source.state == "online"
+    assert view.workers["lobby"].worker.source.state == "connecting"
 
 
 def test_supervisor_latest_wins_and_out_of_order_dropped_but_new_pid_accepted():

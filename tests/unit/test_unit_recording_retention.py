@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from protocol.config import RetentionConfig
-from workers.retention import MB, list_media, sweep
+from workers.recording.retention import MB, list_media, sweep
 
 NOW = 1_800_000_000.0
 HOUR = 3600.0

@@ -9,15 +9,17 @@ from pathlib import Path
 
 from aiortc import RTCRtpReceiver
 
-from workers.encoded_receiver import request_keyframe
-from workers.media_unit import AUDIO_CLOCK, VIDEO_CLOCK, Timeline, h264_unit, opus_unit
-from workers.mp4_recorder import Mp4Recorder, is_h264_keyframe
-from workers.packet_hub import PacketHub
+from workers.recording.whip_recorder import WhipRecorder
+from workers.source.h264 import is_h264_keyframe
+from workers.source.timeline import Timeline
+from workers.webrtc.encoded_receiver import request_keyframe
+from workers.webrtc.fanout import Fanout
+from workers.webrtc.media_unit import AUDIO_CLOCK, VIDEO_CLOCK, h264_unit, opus_unit
 
 log = logging.getLogger("icey.ingest")
 
 
-class Ingest:
+class PublisherSink:
     """write() runs on aiortc's receiver threads; started()/close() on the event loop."""
 
     receiver: RTCRtpReceiver | None = None
@@ -34,9 +36,9 @@ class Ingest:
         pass
 
 
-class RecordIngest(Ingest):
+class RecordSink(PublisherSink):
     def __init__(self, directory: Path, source_id: str) -> None:
-        self.recorder = Mp4Recorder(directory, source_id)
+        self.recorder = WhipRecorder(directory, source_id)
 
     def write(self, kind: str, data: bytes, timestamp: int) -> None:
         self.recorder.write(kind, data, timestamp)
@@ -45,12 +47,12 @@ class RecordIngest(Ingest):
         self.recorder.close()
 
 
-class RelayIngest(Ingest):
+class RelaySink(PublisherSink):
     """The publisher is the live source: its frames are packetized once and fanned out by the
-    hub, so a viewer costs the same whatever the number of viewers."""
+    fan-out, so a viewer costs the same whatever the number of viewers."""
 
-    def __init__(self, hub: PacketHub, timeline: Timeline) -> None:
-        self.hub, self.timeline = hub, timeline
+    def __init__(self, fanout: Fanout, timeline: Timeline) -> None:
+        self.fanout, self.timeline = fanout, timeline
         timeline.new_epoch()  # a new publisher's clock restarts; viewers' timestamps must not
 
     def write(self, kind: str, data: bytes, timestamp: int) -> None:
@@ -59,10 +61,10 @@ class RelayIngest(Ingest):
             unit = h264_unit(data, round(seconds * VIDEO_CLOCK), is_h264_keyframe(data), b"")
         else:
             unit = opus_unit(data, round(self.timeline.map(timestamp / AUDIO_CLOCK, "audio") * AUDIO_CLOCK))
-        self.hub.publish_threadsafe(unit)
+        self.fanout.publish_threadsafe(unit)
 
     async def started(self) -> None:
-        self.hub.want_keyframe = lambda: asyncio.ensure_future(self._keyframe())
+        self.fanout.want_keyframe = lambda: asyncio.ensure_future(self._keyframe())
         await super().started()
 
     async def _keyframe(self) -> None:
@@ -70,5 +72,5 @@ class RelayIngest(Ingest):
             await request_keyframe(self.receiver)
 
     def close(self) -> None:
-        self.hub.want_keyframe = None
-        self.hub.loop.call_soon_threadsafe(self.hub.reset)
+        self.fanout.want_keyframe = None
+        self.fanout.reset_threadsafe()

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from protocol.config import MotionConfig
-from workers.artifacts import ArtifactDir, artifact_name
-from workers.frame_decoder import BoundedQueue, FrameDecoder, FrameSampler
-from workers.motion_detector import MotionDetector, cell_means, regions_of
-from workers.packet_tap import SourceStreams
+from workers.intelligence.artifact_dir import ArtifactDir, artifact_name
+from workers.intelligence.decoder import BoundedQueue, FrameDecoder, FrameSampler
+from workers.intelligence.motion import MotionDetector, cell_means, regions_of
+from workers.source.taps import SourceStreams
 
 W, H = 640, 360
 STEP_USEC = 200_000

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workers.media_unit import Timeline
+from workers.source.timeline import Timeline
 
 
 def test_loops_and_reconnects_keep_increasing():

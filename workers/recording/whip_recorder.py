@@ -16,7 +16,8 @@ from pathlib import Path
 
 import av
 
-from workers.media_unit import AUDIO_CLOCK, NAL_IDR, NAL_PPS, NAL_SPS, VIDEO_CLOCK, nal_type, nal_units
+from workers.source.h264 import NAL_IDR, NAL_PPS, NAL_SPS, is_h264_keyframe, nal_type, nal_units
+from workers.webrtc.media_unit import AUDIO_CLOCK, VIDEO_CLOCK
 
 log = logging.getLogger("icey.recorder")
 FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "frag_duration": "500000",
@@ -28,11 +29,7 @@ def recording_name(source_id: str, when: datetime | None = None) -> str:
     return f"{source_id}-{stamp}.mp4"
 
 
-def is_h264_keyframe(annexb: bytes) -> bool:
-    return any(nal_type(n) == NAL_IDR for n in nal_units(annexb))
-
-
-class Mp4Recorder:
+class WhipRecorder:
     """Starts at the first keyframe that carries SPS/PPS; audio before it is dropped.
 
     A keyframe with a different SPS (a browser ramping its resolution up) starts a new file:

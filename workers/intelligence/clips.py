@@ -1,228 +1,38 @@
-"""Snapshots and motion clips of one source, and their retention.
-
-- Names: `<source-id>-<RFC 3339 UTC, filesystem-safe>.jpg|.mp4`, e.g.
-  `front-2026-11-26T13-05-12.345Z.mp4`: the source id, never its URL (icey puts the sanitised
-  URL, credentials included, in its names: weak point 7), and a wall-clock time, so two workers or
-  two loops of a file never collide (icey's `<label>-<pts>` does).
-- Where: `vision.snapshots.dir` / `vision.clips.dir`, default `<recordDir>/snapshots|clips`. URLs
-  are `/artifacts/<path under recordDir>`; a custom dir outside recordDir gets no URL (None)
-  rather than a link that 404s (icey weak point 10).
-- Snapshots: JPEG (FFmpeg's mjpeg encoder, no new dependency) of the sampled frame that started
-  the motion, at most one per `snapshots.minIntervalUsec` of media time; written on the analysis
-  thread, never the reader's.
-- Clips: the source's own packets remuxed into fragmented MP4 (no decode, no encode: the codec
-  parameters are the source's), from the last keyframe at or before `preRollUsec` before the
-  motion started until `postRollUsec` after it ended; a new motion within the post-roll extends
-  the clip. A ring of cloned packets holds the pre-roll; the writer is a thread of its own.
-- Kill-safety: a clip is written as `<name>.mp4.part` (a snapshot as `<name>.jpg.part`) and renamed
-  once complete; the events (`snapshot`, `clip`) follow the rename. At worker start a leftover
-  `.mp4.part` of this source is kept (renamed) when it has playable video, else removed.
-- Retention (`intelligence.artifacts.retention`): workers/retention.sweep on the snapshots dir and
-  on the clips dir, after every artifact and every 10 minutes: oldest first past `maxTotalMb` or
-  older than `maxAgeHours`. A directory is shared by every source writing to it, so the limit is
-  per directory (snapshots and clips each), whichever source's worker happens to sweep; `.part`
-  files are never counted or deleted.
+"""Motion clips: the source's own packets remuxed into fragmented MP4 (no decode, no encode:
+the codec parameters are the source's), from the last keyframe at or before `preRollUsec` before
+the motion started until `postRollUsec` after it ended; a new motion within the post-roll
+extends the clip. A ring of cloned packets holds the pre-roll; the writer is a thread of its own.
+The clip is written as `<name>.mp4.part` and renamed when complete; the `clip` event follows.
 """
 
 from __future__ import annotations
 
 import io
 import logging
-import re
 import threading
 import time
-import urllib.parse
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
 
 import av
 
-from protocol.config import ClipsConfig, RetentionConfig
+from protocol.config import ClipsConfig
 from protocol.events import ArtifactData
-from workers.mp4_recorder import FRAGMENTED
-from workers.packet_tap import SourceStreams, clone_packet
-from workers.retention import sweep
+from workers.intelligence.artifact_dir import PART, ArtifactDir, ArtifactStore
+from workers.recording.whip_recorder import FRAGMENTED
+from workers.source.taps import SourceStreams, clone_packet
 
-log = logging.getLogger("icey.artifacts")
+log = logging.getLogger("icey.clips")
 
-PART = ".part"
 MAX_CLIP_SEC = 600.0  # a motion that never ends is cut into clips of this length (at a keyframe)
 PREROLL_SLACK_SEC = 2.0  # the ring keeps this much more than the pre-roll: motion is seen late
 MAX_RING_BYTES = 64 << 20
 MAX_PENDING = 3000  # packets waiting for the clip thread before the oldest go
-SWEEP_EVERY_SEC = 600.0
 VIDEO_TB = Fraction(1, 90_000)
 MP4_AUDIO = {"aac", "mp3", "opus", "libopus", "alac", "flac", "ac3", "eac3"}
-
-
-def artifact_stamp(wall: float) -> str:
-    """RFC 3339 UTC with milliseconds, `:` replaced by `-` (not allowed on every filesystem)."""
-    text = datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return text.replace(":", "-")
-
-
-def artifact_name(source_id: str, wall: float, ext: str) -> str:
-    return f"{source_id}-{artifact_stamp(wall)}.{ext}"
-
-
-def _owned(source_id: str) -> re.Pattern[str]:
-    """This source's artifact names only (`cam` must not match `cam-2-...`)."""
-    return re.compile(rf"^{re.escape(source_id)}-\d{{4}}-\d\d-\d\dT\d\d-\d\d-\d\d(?:\.\d+)?Z(?:-\d+)?"
-                      rf"\.(?:jpg|mp4)(?:\.part)?$")
-
-
-@dataclass(frozen=True)
-class ArtifactDir:
-    path: Path
-    url_prefix: str | None  # "/artifacts/snapshots", or None when the dir is not under recordDir
-
-    @classmethod
-    def resolve(cls, record_dir: str, configured: str, default: str) -> ArtifactDir:
-        root = Path(record_dir).resolve()
-        path = Path(configured).resolve() if configured else root / default
-        try:
-            rel = path.relative_to(root)
-        except ValueError:
-            return cls(path, None)
-        if rel.parts[:1] == ("recordings",):  # that URL space is the continuous recordings' root
-            return cls(path, None)
-        parts = [urllib.parse.quote(p) for p in rel.parts]
-        return cls(path, "/".join(["/artifacts", *parts]) if parts else "/artifacts")
-
-    def url(self, name: str) -> str | None:
-        return f"{self.url_prefix}/{urllib.parse.quote(name)}" if self.url_prefix is not None else None
-
-    def unique(self, source_id: str, wall: float, ext: str) -> Path:
-        name = artifact_name(source_id, wall, ext)
-        n = 1
-        while (self.path / name).exists() or (self.path / (name + PART)).exists():
-            name = f"{source_id}-{artifact_stamp(wall)}-{n}.{ext}"
-            n += 1
-        return self.path / name
-
-
-def has_playable_video(path: Path) -> bool:
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                return False
-            for packet in container.demux(container.streams.video[0]):
-                if packet.size and packet.is_keyframe:
-                    return True
-    except (av.error.FFmpegError, OSError, ValueError):
-        return False
-    return False
-
-
-def recover_partials(directory: Path, source_id: str) -> tuple[int, int]:
-    """Leftovers of a killed worker: (kept, removed). A partial fragmented MP4 with a keyframe
-    plays; anything else (a half-written JPEG, a clip with no fragment yet) is removed."""
-    kept = removed = 0
-    pattern = _owned(source_id)
-    try:
-        entries = list(directory.iterdir())
-    except OSError:
-        return 0, 0
-    for path in entries:
-        if not path.name.endswith(PART) or not pattern.match(path.name):
-            continue
-        final = path.with_name(path.name[:-len(PART)])
-        try:
-            if final.suffix == ".mp4" and not final.exists() and has_playable_video(path):
-                path.rename(final)
-                kept += 1
-            else:
-                path.unlink()
-                removed += 1
-        except OSError as exc:
-            log.warning("cannot tidy %s: %s", path.name, exc)
-    return kept, removed
-
-
-class ArtifactStore:
-    """Directories, start-up tidying and retention of one source's artifacts."""
-
-    def __init__(self, source_id: str, retention: RetentionConfig, directories: list[ArtifactDir],
-                 record_dir: str) -> None:
-        self.source_id, self.retention = source_id, retention
-        self.record_dir = Path(record_dir).resolve()
-        self.directories = directories
-        self._lock = threading.Lock()
-        self._last_sweep = 0.0
-
-    def prepare(self) -> None:
-        """Creates the directories and deals with what a killed worker left (before any writer runs)."""
-        for d in self.directories:
-            try:
-                d.path.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                log.warning("cannot create %s: %s", d.path, exc)
-                continue
-            kept, removed = recover_partials(d.path, self.source_id)
-            if kept or removed:
-                log.info("unfinished artifacts in %s: %d kept (playable), %d removed", d.path.name, kept, removed)
-        self.maybe_sweep(force=True)
-
-    def maybe_sweep(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last_sweep < SWEEP_EVERY_SEC:
-            return
-        self.written()
-
-    def written(self) -> None:
-        with self._lock:
-            self._last_sweep = time.monotonic()
-            for d in self.directories:
-                if d.url_prefix == "/artifacts" or self.record_dir.is_relative_to(d.path):
-                    continue  # the recordings live below: never sweep them with the artifacts' limit
-                try:
-                    sweep(d.path, self.retention)
-                except OSError as exc:
-                    log.warning("retention of %s failed: %s", d.path, exc)
-
-
-def encode_jpeg(frame: av.VideoFrame) -> bytes:
-    full = frame.reformat(format="yuvj420p")  # JPEG is full range
-    enc = av.CodecContext.create("mjpeg", "w")
-    enc.width, enc.height, enc.pix_fmt = full.width, full.height, "yuvj420p"
-    enc.time_base = Fraction(1, 25)
-    enc.open()
-    return b"".join(bytes(p) for p in [*enc.encode(full), *enc.encode(None)])
-
-
-class SnapshotWriter:
-    def __init__(self, source_id: str, directory: ArtifactDir, min_interval_usec: int,
-                 store: ArtifactStore | None = None) -> None:
-        self.source_id, self.directory, self.store = source_id, directory, store
-        self.min_interval_usec = min_interval_usec
-        self.last_usec: int | None = None
-        self.last_url: str | None = None
-        self.count = 0
-
-    def write(self, frame: av.VideoFrame, pts_usec: int, wall: float) -> ArtifactData | None:
-        """A snapshot unless one was taken less than the interval before (media time)."""
-        if (self.last_usec is not None and self.min_interval_usec > 0
-                and 0 <= pts_usec - self.last_usec < self.min_interval_usec):
-            return None
-        path = self.directory.unique(self.source_id, wall, "jpg")
-        part = path.with_name(path.name + PART)
-        try:
-            data = encode_jpeg(frame)
-            part.write_bytes(data)
-            part.rename(path)
-        except (av.error.FFmpegError, OSError, ValueError) as exc:
-            log.warning("snapshot failed: %s", exc)
-            part.unlink(missing_ok=True)
-            return None
-        self.last_usec, self.count = pts_usec, self.count + 1
-        self.last_url = self.directory.url(path.name)
-        if self.store is not None:
-            self.store.written()
-        return ArtifactData(url=self.last_url or "", bytes=len(data))
 
 
 @dataclass(slots=True)
@@ -489,7 +299,7 @@ class ClipRecorder:
             video = container.add_stream_from_template(streams.video_stream)
         else:
             # No av.Stream (the demo source): FFmpeg's raw H.264 demuxer makes one from the
-            # keyframe itself, which carries SPS/PPS in band (as Mp4Recorder does).
+            # keyframe itself, which carries SPS/PPS in band (as WhipRecorder does).
             with av.open(io.BytesIO(bytes(key.packet)), format="h264") as template_input:
                 video = container.add_stream_from_template(template_input.streams.video[0])
         video.time_base = VIDEO_TB

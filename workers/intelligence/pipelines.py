@@ -25,11 +25,13 @@ import numpy as np
 from protocol.config import Settings, SourceSettings, SpeechConfig, VisionConfig
 from protocol.events import ArtifactData
 from protocol.messages import SpeechStatus, VisionStatus
-from workers.artifacts import ArtifactDir, ArtifactStore, ClipRecorder, SnapshotWriter
 from workers.event_emitter import EventEmitter
-from workers.frame_decoder import AUDIO_RATE, BoundedQueue, FrameDecoder, SampledFrame
-from workers.motion_detector import MotionDetector, MotionEvent
-from workers.voice_activity import VoiceActivityDetector
+from workers.intelligence.artifact_dir import ArtifactDir, ArtifactStore
+from workers.intelligence.clips import ClipRecorder
+from workers.intelligence.decoder import AUDIO_RATE, BoundedQueue, FrameDecoder, SampledFrame
+from workers.intelligence.motion import MotionDetector, MotionEvent
+from workers.intelligence.snapshots import SnapshotWriter
+from workers.intelligence.voice import VoiceActivityDetector
 
 log = logging.getLogger("icey.intelligence")
 
@@ -198,13 +200,13 @@ class Intelligence:
             self.clips.close(timeout)
 
 
-def attach(settings: Settings, src: SourceSettings, reader, events: EventEmitter,
-           on_change: Callable[[], None]) -> Intelligence | None:
-    """Builds the pipelines a stream-mode source's config asks for and adds their taps to the
-    reader (before it starts). None when neither vision nor speech is enabled."""
+def build_intelligence(settings: Settings, src: SourceSettings, events: EventEmitter,
+                       on_change: Callable[[], None]) -> Intelligence | None:
+    """The pipelines a stream-mode source's config asks for, not started yet; their `taps` go
+    to the reader. None when neither vision nor speech is enabled."""
     intel = src.intelligence
     vision_cfg, speech_cfg = intel.vision, intel.speech
-    if reader is None or src.mode != "stream" or not (vision_cfg.enabled or speech_cfg.enabled):
+    if src.mode != "stream" or not (vision_cfg.enabled or speech_cfg.enabled):
         return None
 
     def emit(type_: str, data, media_time: float | None) -> None:
@@ -256,8 +258,6 @@ def attach(settings: Settings, src: SourceSettings, reader, events: EventEmitter
     if speech is not None:
         speech.queue_drops = lambda: decoder.audio_queue.drops
     result = Intelligence(decoder, vision, speech, clips)
-    reader.taps.extend(result.taps)
-    result.start()
     log.info("intelligence on: vision=%s speech=%s snapshots=%s clips=%s", vision is not None, speech is not None,
              vision_cfg.enabled and vision_cfg.snapshots.enabled, clips is not None)
     return result

@@ -32,10 +32,10 @@ import av
 import msgspec
 
 from protocol.config import RecordConfig
-from workers.media_unit import NAL_PPS, NAL_SPS, nal_type, nal_units
-from workers.mp4_recorder import FRAGMENTED
-from workers.packet_tap import SourceStreams, clone_packet
-from workers.retention import sweep
+from workers.recording.retention import sweep
+from workers.recording.whip_recorder import FRAGMENTED
+from workers.source.h264 import NAL_PPS, NAL_SPS, nal_type, nal_units
+from workers.source.taps import SourceStreams, clone_packet
 
 log = logging.getLogger("icey.recording")
 

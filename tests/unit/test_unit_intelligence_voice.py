@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from protocol.config import SpeechConfig
-from workers.voice_activity import WINDOW_USEC, VoiceActivityDetector
+from workers.intelligence.voice import WINDOW_USEC, VoiceActivityDetector
 
 RATE = 16_000
 WINDOW = WINDOW_USEC / 1e6

@@ -6,11 +6,11 @@ import time
 
 import av
 
-from workers.demo_source import DemoSource
-from workers.mp4_recorder import Mp4Recorder
+from workers.recording.whip_recorder import WhipRecorder
+from workers.source.demo import DemoSource
 
 
-def _feed(recorder: Mp4Recorder, url: str, seconds: float, clock_origin: int = 0) -> None:
+def _feed(recorder: WhipRecorder, url: str, seconds: float, clock_origin: int = 0) -> None:
     source = DemoSource(url)
     started = time.monotonic()
     for kind, packet in source.packets():
@@ -22,7 +22,7 @@ def _feed(recorder: Mp4Recorder, url: str, seconds: float, clock_origin: int = 0
 
 
 def test_a_resolution_change_starts_a_new_file(tmp_path):
-    recorder = Mp4Recorder(tmp_path, "desk")
+    recorder = WhipRecorder(tmp_path, "desk")
     _feed(recorder, "demo://testsrc2?size=320x180&rate=25", 1.2)
     _feed(recorder, "demo://testsrc2?size=640x360&rate=25", 1.2, clock_origin=90_000 * 2)
     recorder.close()

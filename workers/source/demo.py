@@ -11,7 +11,8 @@ import av
 from av.video.frame import PictureType
 
 from protocol.source_kind import DEMO_SCHEME
-from workers.transcode import open_h264_encoder, open_opus_encoder
+from workers.source.taps import SourceStreams
+from workers.source.transcode import open_h264_encoder, open_opus_encoder
 
 
 class DemoParams:
@@ -63,7 +64,7 @@ SCENES = {
 class DemoSource:
     """Packets as a demuxer would give them; `video`/`audio` are the encoder contexts."""
 
-    format_name = "lavfi+libx264+libopus"
+    format_name: str = "lavfi+libx264+libopus"
 
     def __init__(self, url: str) -> None:
         self.params = p = DemoParams(url)
@@ -74,7 +75,10 @@ class DemoSource:
         self.audio, self._resampler = open_opus_encoder()
         self._frames = 0
 
-    def packets(self) -> Iterator[tuple[str, av.Packet]]:
+    def streams(self) -> SourceStreams:
+        return SourceStreams(None, None, self.video, self.audio)
+
+    def packets(self) -> Iterator[tuple[str, av.Packet | None]]:
         for pkt in self.container.demux():
             kind = pkt.stream.type
             for frame in pkt.decode():

@@ -25,7 +25,7 @@ from typing import Any
 import av
 import numpy as np
 
-from workers.packet_tap import SourceStreams, clone_packet
+from workers.source.taps import SourceStreams, clone_packet
 
 log = logging.getLogger("icey.decoder")
 

@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Protocol
 
-from workers.media_unit import MediaUnit
+from workers.webrtc.media_unit import MediaUnit
 
 # A GOP longer than this is not cached: late joiners then wait for the next keyframe instead of
 # receiving a burst that a real network would drop.
@@ -24,7 +24,7 @@ class Subscriber(Protocol):
     def offer(self, unit: MediaUnit) -> None: ...
 
 
-class PacketHub:
+class Fanout:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.gop: list[MediaUnit] = []
@@ -50,6 +50,9 @@ class PacketHub:
         for subscriber in self.subscribers:
             if subscriber.kind == unit.kind:
                 subscriber.offer(unit)
+
+    def reset_threadsafe(self) -> None:
+        self.loop.call_soon_threadsafe(self.reset)
 
     def reset(self) -> None:
         """The source went away: a stale GOP must not be replayed to the next joiner."""

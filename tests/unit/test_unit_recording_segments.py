@@ -14,9 +14,7 @@ from support.media import make_media_file
 
 from api.artifact_routes import list_recordings
 from protocol.config import RecordConfig, RetentionConfig
-from workers.media_unit import Timeline
-from workers.packet_tap import SourceStreams
-from workers.segment_recorder import (
+from workers.recording.segments import (
     INDEX_NAME,
     OPEN_NAME,
     SegmentRecorder,
@@ -24,6 +22,8 @@ from workers.segment_recorder import (
     read_index,
     segment_name,
 )
+from workers.source.taps import SourceStreams
+from workers.source.timeline import Timeline
 
 
 def test_segment_names_sort_and_round_trip():

@@ -22,13 +22,13 @@ from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from protocol.config import Settings, SourceSettings
 from protocol.events import SessionData
 from protocol.messages import SessionInfo
-from workers.encoded_receiver import receive_encoded, receiver_of
 from workers.event_emitter import EventEmitter
-from workers.ice import configuration, filter_remote_candidates
-from workers.ingest import Ingest
-from workers.media_unit import MediaUnit
-from workers.packet_hub import PacketHub
-from workers.viewer_track import ViewerTrack, attach_sender
+from workers.webrtc.encoded_receiver import receive_encoded, receiver_of
+from workers.webrtc.fanout import Fanout
+from workers.webrtc.ice import configuration, filter_remote_candidates
+from workers.webrtc.media_unit import MediaUnit
+from workers.webrtc.publisher import PublisherSink
+from workers.webrtc.viewer_track import ViewerTrack, attach_sender
 
 log = logging.getLogger("icey.sessions")
 CONNECT_TIMEOUT_SEC = 30.0  # a peer that never completes ICE is dropped
@@ -55,7 +55,7 @@ class Session:
     packets_sent: int = 0
     bytes_received: int = 0
     packets_received: int = 0
-    ingest: Ingest | None = None  # a WHIP publisher's recorder or relay
+    ingest: PublisherSink | None = None  # a WHIP publisher's recorder or relay
     last_heard: float = field(default_factory=time.monotonic)
 
     def heard(self) -> None:
@@ -81,10 +81,10 @@ def check_offer(sdp: str) -> None:
 
 
 class SessionManager:
-    def __init__(self, settings: Settings, src: SourceSettings, hub: PacketHub, on_change: Callable[[], None],
-                 has_audio: Callable[[], bool], ingest_factory: Callable[[Session], Ingest],
+    def __init__(self, settings: Settings, src: SourceSettings, fanout: Fanout, on_change: Callable[[], None],
+                 has_audio: Callable[[], bool], ingest_factory: Callable[[Session], PublisherSink],
                  events: EventEmitter) -> None:
-        self.settings, self.src, self.hub = settings, src, hub
+        self.settings, self.src, self.fanout = settings, src, fanout
         self.events = events
         self.on_change = on_change
         self.has_audio = has_audio
@@ -201,7 +201,7 @@ class SessionManager:
             for kind, mime in (("video", "video/h264"), ("audio", "audio/opus")):
                 if kind == "audio" and not (self.has_audio() and "\nm=audio" in sdp):
                     continue
-                track = ViewerTrack(kind, self.hub)
+                track = ViewerTrack(kind, self.fanout)
                 session.tracks.append(track)
                 transceiver = pc.addTransceiver(track, direction="sendonly")
                 transceiver.setCodecPreferences(_codecs(kind, mime))

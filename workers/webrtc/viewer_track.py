@@ -1,4 +1,4 @@
-"""A viewer's track: takes MediaUnits from the source's hub, and makes aiortc send them as they
+"""A viewer's track: takes MediaUnits from the source's fan-out, and makes aiortc send them as they
 are packetized.
 
 Below aiortc's public API, on purpose: RTCRtpSender normally calls `encoder.pack()` for every
@@ -17,8 +17,8 @@ from aiortc import RTCRtpSender
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpsender import RTCEncodedFrame
 
-from workers.media_unit import VIDEO_CLOCK, MediaUnit
-from workers.packet_hub import PacketHub
+from workers.webrtc.fanout import Fanout
+from workers.webrtc.media_unit import VIDEO_CLOCK, MediaUnit
 
 MAX_QUEUE = 600  # a viewer this far behind is resynchronised at the live edge
 # Cached frames are replayed 4 ms apart, in RTP time and on the wire alike: a 2 s GOP at 30 fps
@@ -29,16 +29,16 @@ BURST_SPACING = round(VIDEO_CLOCK * BURST_INTERVAL_SEC)
 
 
 class ViewerTrack(MediaStreamTrack):
-    def __init__(self, kind: str, hub: PacketHub) -> None:
+    def __init__(self, kind: str, fanout: Fanout) -> None:
         super().__init__()
         self.kind = kind
-        self.hub = hub
+        self.fanout = fanout
         self._queue: deque[tuple[MediaUnit, int]] = deque()
         self._replaying = 0  # cached frames still to pace out
         self._ready = asyncio.Event()
         self._primed = False
         self._awaiting_keyframe = False
-        hub.subscribers.add(self)
+        fanout.subscribers.add(self)
 
     def _prime(self) -> None:
         """Start at the live edge. Video replays the cached GOP with its timestamps squeezed
@@ -48,9 +48,9 @@ class ViewerTrack(MediaStreamTrack):
         self._primed = True
         if self.kind != "video":
             return
-        if self.hub.want_keyframe is not None:
-            self.hub.want_keyframe()
-        gop = list(self.hub.gop)
+        if self.fanout.want_keyframe is not None:
+            self.fanout.want_keyframe()
+        gop = list(self.fanout.gop)
         if not gop:
             self._awaiting_keyframe = True
             return
@@ -91,7 +91,7 @@ class ViewerTrack(MediaStreamTrack):
 
     def stop(self) -> None:
         super().stop()
-        self.hub.subscribers.discard(self)
+        self.fanout.subscribers.discard(self)
         self._ready.set()
 
 

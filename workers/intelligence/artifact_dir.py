@@ -1,0 +1,162 @@
+"""Where a source's snapshots and clips go, and what they are called.
+
+- Names: `<source-id>-<RFC 3339 UTC, filesystem-safe>.jpg|.mp4`, e.g.
+  `front-2026-11-26T13-05-12.345Z.mp4`: the source id, never its URL (which may carry
+  credentials), and a wall-clock time, so two workers or two loops of a file never collide.
+- Where: `vision.snapshots.dir` / `vision.clips.dir`, default `<recordDir>/snapshots|clips`. URLs
+  are `/artifacts/<path under recordDir>`; a custom dir outside recordDir gets no URL (None)
+  rather than a link that 404s.
+- Kill-safety: an artifact is written as `<name>.part` and renamed once complete. At worker start
+  a leftover `.mp4.part` of this source is kept (renamed) when it has playable video, else removed.
+- Retention (`intelligence.artifacts.retention`): recording.retention.sweep on the snapshots dir
+  and on the clips dir, after every artifact and every 10 minutes. A directory is shared by every
+  source writing to it, so the limit is per directory, whichever source's worker happens to
+  sweep; `.part` files are never counted or deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import av
+
+from protocol.config import RetentionConfig
+from workers.recording.retention import sweep
+
+log = logging.getLogger("icey.artifacts")
+
+PART = ".part"
+SWEEP_EVERY_SEC = 600.0
+
+
+def artifact_stamp(wall: float) -> str:
+    """RFC 3339 UTC with milliseconds, `:` replaced by `-` (not allowed on every filesystem)."""
+    text = datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return text.replace(":", "-")
+
+
+def artifact_name(source_id: str, wall: float, ext: str) -> str:
+    return f"{source_id}-{artifact_stamp(wall)}.{ext}"
+
+
+def _owned(source_id: str) -> re.Pattern[str]:
+    """This source's artifact names only (`cam` must not match `cam-2-...`)."""
+    return re.compile(rf"^{re.escape(source_id)}-\d{{4}}-\d\d-\d\dT\d\d-\d\d-\d\d(?:\.\d+)?Z(?:-\d+)?"
+                      rf"\.(?:jpg|mp4)(?:\.part)?$")
+
+
+@dataclass(frozen=True)
+class ArtifactDir:
+    path: Path
+    url_prefix: str | None  # "/artifacts/snapshots", or None when the dir is not under recordDir
+
+    @classmethod
+    def resolve(cls, record_dir: str, configured: str, default: str) -> ArtifactDir:
+        root = Path(record_dir).resolve()
+        path = Path(configured).resolve() if configured else root / default
+        try:
+            rel = path.relative_to(root)
+        except ValueError:
+            return cls(path, None)
+        if rel.parts[:1] == ("recordings",):  # that URL space is the continuous recordings' root
+            return cls(path, None)
+        parts = [urllib.parse.quote(p) for p in rel.parts]
+        return cls(path, "/".join(["/artifacts", *parts]) if parts else "/artifacts")
+
+    def url(self, name: str) -> str | None:
+        return f"{self.url_prefix}/{urllib.parse.quote(name)}" if self.url_prefix is not None else None
+
+    def unique(self, source_id: str, wall: float, ext: str) -> Path:
+        name = artifact_name(source_id, wall, ext)
+        n = 1
+        while (self.path / name).exists() or (self.path / (name + PART)).exists():
+            name = f"{source_id}-{artifact_stamp(wall)}-{n}.{ext}"
+            n += 1
+        return self.path / name
+
+
+def has_playable_video(path: Path) -> bool:
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return False
+            for packet in container.demux(container.streams.video[0]):
+                if packet.size and packet.is_keyframe:
+                    return True
+    except (av.error.FFmpegError, OSError, ValueError):
+        return False
+    return False
+
+
+def recover_partials(directory: Path, source_id: str) -> tuple[int, int]:
+    """Leftovers of a killed worker: (kept, removed). A partial fragmented MP4 with a keyframe
+    plays; anything else (a half-written JPEG, a clip with no fragment yet) is removed."""
+    kept = removed = 0
+    pattern = _owned(source_id)
+    try:
+        entries = list(directory.iterdir())
+    except OSError:
+        return 0, 0
+    for path in entries:
+        if not path.name.endswith(PART) or not pattern.match(path.name):
+            continue
+        final = path.with_name(path.name[:-len(PART)])
+        try:
+            if final.suffix == ".mp4" and not final.exists() and has_playable_video(path):
+                path.rename(final)
+                kept += 1
+            else:
+                path.unlink()
+                removed += 1
+        except OSError as exc:
+            log.warning("cannot tidy %s: %s", path.name, exc)
+    return kept, removed
+
+
+class ArtifactStore:
+    """Directories, start-up tidying and retention of one source's artifacts."""
+
+    def __init__(self, source_id: str, retention: RetentionConfig, directories: list[ArtifactDir],
+                 record_dir: str) -> None:
+        self.source_id, self.retention = source_id, retention
+        self.record_dir = Path(record_dir).resolve()
+        self.directories = directories
+        self._lock = threading.Lock()
+        self._last_sweep = 0.0
+
+    def prepare(self) -> None:
+        """Creates the directories and deals with what a killed worker left (before any writer runs)."""
+        for d in self.directories:
+            try:
+                d.path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                log.warning("cannot create %s: %s", d.path, exc)
+                continue
+            kept, removed = recover_partials(d.path, self.source_id)
+            if kept or removed:
+                log.info("unfinished artifacts in %s: %d kept (playable), %d removed", d.path.name, kept, removed)
+        self.maybe_sweep(force=True)
+
+    def maybe_sweep(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_sweep < SWEEP_EVERY_SEC:
+            return
+        self.written()
+
+    def written(self) -> None:
+        with self._lock:
+            self._last_sweep = time.monotonic()
+            for d in self.directories:
+                if d.url_prefix == "/artifacts" or self.record_dir.is_relative_to(d.path):
+                    continue  # the recordings live below: never sweep them with the artifacts' limit
+                try:
+                    sweep(d.path, self.retention)
+                except OSError as exc:
+                    log.warning("retention of %s failed: %s", d.path, exc)

@@ -1,0 +1,79 @@
+"""Turns the source's packets into MediaUnits for viewers: passthrough where the browser can take
+the source as is (Annex B conversion and in-band parameter sets only), else one shared
+transcode. The reader's last tap (a bitstream filter takes the packet's data over), on the
+reader thread, so packetizing happens once per source whatever the number of viewers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import av
+
+from protocol.config import VideoConfig
+from workers.source.h264 import avcc_to_annexb_parameter_sets
+from workers.source.taps import SourceStreams
+from workers.source.transcode import AudioTranscoder, VideoTranscoder, needs_video_transcode
+from workers.webrtc.media_unit import AUDIO_CLOCK, VIDEO_CLOCK, MediaUnit, h264_unit, opus_unit
+
+
+class Delivery:
+    def __init__(self, sink: Callable[[MediaUnit], None], video_cfg: VideoConfig) -> None:
+        self.sink = sink
+        self.video_cfg = video_cfg
+        self.video_mode: str | None = None  # passthrough | transcode, while the source is open
+        self.audio_mode: str | None = None
+        self._bsf: av.BitStreamFilterContext | None = None
+        self._vtx: VideoTranscoder | None = None
+        self._atx: AudioTranscoder | None = None
+        self._parameter_sets = b""
+
+    def on_open(self, streams: SourceStreams) -> None:
+        self._bsf = self._vtx = self._atx = None
+        self._parameter_sets = b""
+        self.video_mode = "passthrough" if streams.video_codec is not None else None
+        self.audio_mode = "passthrough" if streams.audio_codec is not None else None
+        if streams.encoded_here:
+            return
+        video, audio = streams.video_stream, streams.audio_stream
+        if video is not None:
+            if needs_video_transcode(video):
+                self.video_mode, self._vtx = "transcode", VideoTranscoder(video, self.video_cfg)
+            else:
+                extradata = video.codec_context.extradata or b""
+                self._parameter_sets = avcc_to_annexb_parameter_sets(extradata)
+                if extradata[:1] == b"\x01":  # avcC (MP4/MKV): length-prefixed NALs, browsers need Annex B
+                    self._bsf = av.BitStreamFilterContext("h264_mp4toannexb", video)
+        if audio is not None and audio.codec_context.name != "opus":
+            self.audio_mode, self._atx = "transcode", AudioTranscoder(audio)
+
+    def on_close(self, reason: str) -> None:
+        self.video_mode = self.audio_mode = None
+
+    def on_packet(self, kind: str, packet: av.Packet, seconds: float) -> None:
+        """`seconds - raw` maps the source's timestamps onto the continuous timeline; a
+        transcoder's output keeps the input's clock, so the same offset applies to it."""
+        raw = float(packet.pts * packet.time_base)
+        if kind == "video":
+            self._video(packet, seconds - raw)
+        else:
+            self._audio(packet, seconds - raw, raw)
+
+    def _video(self, pkt: av.Packet, offset: float) -> None:
+        if self._vtx is not None:
+            for data, seconds, key in self._vtx.encode(pkt):
+                self.sink(h264_unit(data, round((seconds + offset) * VIDEO_CLOCK), key, b""))
+            return
+        # The filter takes the packet's data over (pkt is empty after it): read only its outputs.
+        for p in (self._bsf.filter(pkt) if self._bsf is not None else (pkt,)):
+            if p.pts is None or p.time_base is None:
+                continue
+            stamp = round((float(p.pts * p.time_base) + offset) * VIDEO_CLOCK)
+            self.sink(h264_unit(bytes(p), stamp, p.is_keyframe, self._parameter_sets))
+
+    def _audio(self, pkt: av.Packet, offset: float, now: float) -> None:
+        if self._atx is not None:
+            for data, seconds in self._atx.encode(pkt):
+                if abs(seconds - now) < 1.0:  # else it is the encoder's tail from before a loop/reconnect
+                    self.sink(opus_unit(data, round((seconds + offset) * AUDIO_CLOCK)))
+            return
+        self.sink(opus_unit(bytes(pkt), round((now + offset) * AUDIO_CLOCK)))
