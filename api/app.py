@@ -7,6 +7,7 @@ from werkzeug.exceptions import HTTPException
 
 from api import artifact_routes, event_routes, operator_routes, pages, source_routes, webrtc_routes
 from api.auth import OPEN_PATHS, authorized
+from api.context import ApiError, AppParts
 from api.control_client import ControlClient
 from api.documents import Documents
 from api.responses import error_response
@@ -19,8 +20,8 @@ _ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
 
 def create_app(settings: Settings, view: StateView, control: ControlClient) -> Quart:
     app = Quart("icey-api")
-    app.config.update(ICEY_SETTINGS=settings, ICEY_DOCUMENTS=Documents(settings, view), ICEY_CONTROL=control,
-                      ICEY_EVENTS=view.events, MAX_CONTENT_LENGTH=1 << 20)
+    app.extensions["icey"] = AppParts(settings, Documents(settings, view), control, view.events)
+    app.config.update(MAX_CONTENT_LENGTH=1 << 20)
     app.register_blueprint(operator_routes.bp)
     app.register_blueprint(source_routes.bp)
     app.register_blueprint(event_routes.bp)
@@ -39,10 +40,15 @@ def create_app(settings: Settings, view: StateView, control: ControlClient) -> Q
             return error_response(401, "unauthorized")
         return None
 
+    @app.errorhandler(ApiError)
+    async def api_error(exc: ApiError):
+        return error_response(exc.status, exc.code, exc.detail, exc.headers)
+
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException):
         code = exc.code or 500
-        headers = {"Allow": ", ".join(exc.valid_methods)} if getattr(exc, "valid_methods", None) else None
+        allowed = getattr(exc, "valid_methods", None)
+        headers = {"Allow": ", ".join(allowed)} if allowed else None
         return error_response(code, _ERROR_CODES.get(code, "error"), exc.description or "", headers)
 
     @app.errorhandler(Exception)

@@ -23,11 +23,12 @@ from pathlib import Path
 from urllib.parse import quote
 
 import msgspec
-from quart import Blueprint, Response, current_app, request
+from quart import Blueprint, Response, request
 from quart.wrappers.response import FileBody
 from werkzeug.http import http_date, parse_range_header
 from werkzeug.sansio.http import is_resource_modified
 
+from api.context import parts
 from api.responses import error_response, json_response
 from protocol.config import Settings, SourceSettings
 
@@ -55,7 +56,7 @@ class _Index(msgspec.Struct, rename="camel", kw_only=True):
 
 
 def _settings() -> Settings:
-    return current_app.config["ICEY_SETTINGS"]
+    return parts().settings
 
 
 def _not_found(detail: str = "no such artifact") -> Response:

@@ -1,4 +1,4 @@
-"""The shared-token rule (operator-endpoints, Auth): Bearer, X-Icey-Token or ?token=,
+"""The shared-token rule: Bearer, X-Icey-Token or ?token=,
 compared in constant time; `/api/health` is always open."""
 
 from __future__ import annotations

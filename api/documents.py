@@ -25,6 +25,7 @@ from protocol.messages import (
 )
 from protocol.scrub import public_value, scrub_text
 from protocol.version import PRODUCT, SERVICE, VERSION
+from protocol.vocabulary import ProcessState, RuntimeState
 
 # A worker or supervisor silent for this many heartbeats is reported, not trusted.
 SILENT_HEARTBEATS = 3
@@ -50,7 +51,7 @@ class Sessions(msgspec.Struct):
 
 class WorkerView(msgspec.Struct, rename="camel"):
     pid: int | None
-    state: str
+    state: ProcessState
     restarts: int
     uptime_sec: int | None
     last_exit_code: int | None
@@ -77,6 +78,83 @@ class SourceItem(msgspec.Struct, rename="camel"):
     sessions: Sessions
     worker: WorkerView
     intelligence: Intelligence
+
+
+class Readiness(msgspec.Struct, rename="camel", kw_only=True):
+    """GET /api/ready."""
+
+    status: str  # ok | degraded | error
+    ready: bool
+    product: str = PRODUCT
+    service: str = SERVICE
+    mode: str
+    version: str = VERSION
+    checks: list[Check]
+    warnings: list[str]
+
+
+class Peer(msgspec.Struct):
+    id: str = "server"
+    name: str = "Icey Server"
+    type: str = "server"
+
+
+class Runtime(msgspec.Struct):
+    state: RuntimeState
+
+
+class StreamRef(msgspec.Struct, rename="camel"):
+    """icey's single-source view: the first source."""
+
+    source: str
+    source_kind: str
+    loop: bool
+
+
+class RecordRef(msgspec.Struct):
+    dir: str
+
+
+class IntelligenceEnabled(msgspec.Struct):
+    vision: bool
+    speech: bool
+
+
+class SupervisorView(msgspec.Struct):
+    pid: int | None
+
+
+class ApiView(msgspec.Struct, rename="camel"):
+    pid: int
+    restarts: int
+    ipc_received: int
+    ipc_dropped: int
+
+
+class TurnView(msgspec.Struct):
+    pid: int | None
+    state: ProcessState
+    restarts: int
+
+
+class Processes(msgspec.Struct):
+    supervisor: SupervisorView
+    api: ApiView
+    turn: TurnView | None
+
+
+class Status(Readiness, rename="camel", kw_only=True):
+    """GET /api/status: readiness plus the merged runtime state."""
+
+    peer: Peer
+    runtime: Runtime
+    uptime_sec: int
+    sessions: Sessions
+    stream: StreamRef
+    record: RecordRef
+    intelligence: IntelligenceEnabled
+    sources: list[SourceItem]
+    processes: Processes
 
 
 def _ms(seconds: float | None) -> int | None:
@@ -178,7 +256,7 @@ class Documents:
             return Check("ipc", "fail", f"No state from the supervisor for {age:.1f}s")
         return Check("ipc", "pass", f"Receiving state from the supervisor and {len(self.view.workers)} worker(s)")
 
-    def readiness(self, now: float) -> tuple[dict, list[SourceItem]]:
+    def readiness(self, now: float) -> tuple[Readiness, list[SourceItem]]:
         sup = self.view.supervisor
         items = [self.source_item(src, now) for src in self.settings.sources]
         checks = list(sup.checks) if sup else []
@@ -188,39 +266,33 @@ class Documents:
         ready = not any(c.result == "fail" for c in checks)
         status = "error" if not ready else (
             "degraded" if degrading or any(c.result == "warn" for c in checks) else "ok")
-        doc = {
-            "status": status, "ready": ready, "product": PRODUCT, "service": SERVICE, "mode": self.settings.mode,
-            "version": VERSION,
-            "checks": [{"name": c.name, "result": c.result, "detail": scrub_text(c.detail)} for c in checks],
-            "warnings": [scrub_text(w) for w in (sup.warnings + sup.degrading_warnings if sup else [])],
-        }
+        doc = Readiness(status=status, ready=ready, mode=self.settings.mode,
+                        checks=[Check(c.name, c.result, scrub_text(c.detail)) for c in checks],
+                        warnings=[scrub_text(w) for w in (sup.warnings + sup.degrading_warnings if sup else [])])
         return doc, items
 
-    def status(self, now: float) -> dict:
-        doc, items = self.readiness(now)
+    def status(self, now: float) -> Status:
+        ready, items = self.readiness(now)
         sup = self.view.supervisor
-        first = self.settings.sources[0] if self.settings.sources else None
-        doc.update({
-            "peer": {"id": "server", "name": "Icey Server", "type": "server"},
-            "runtime": {"state": sup.runtime_state if sup else "starting"},
-            "uptimeSec": int(now - sup.started_mono) if sup else 0,
-            "sessions": {"active": sum(i.sessions.active for i in items),
-                         "total": sum(i.sessions.total for i in items)},
-            "stream": {"source": public_value(first.url) if first else "",
-                       "sourceKind": first.kind if first else "none", "loop": first.loop if first else False},
-            "record": {"dir": public_value(self.settings.record_dir)},
-            "intelligence": {"vision": any(s.intelligence.vision.enabled for s in self.settings.sources),
-                             "speech": any(s.intelligence.speech.enabled for s in self.settings.sources)},
-            "sources": items,
-            "processes": {
-                "supervisor": {"pid": sup.pid if sup else None},
-                "api": {"pid": os.getpid(), "restarts": sup.api.restarts if sup else 0,
-                        "ipcReceived": self.view.received, "ipcDropped": self.view.dropped},
-                "turn": ({"pid": sup.turn.pid, "state": sup.turn.state, "restarts": sup.turn.restarts}
-                         if sup and sup.turn else None),
-            },
-        })
-        return doc
+        sources = self.settings.sources
+        first = sources[0] if sources else None
+        return Status(
+            **msgspec.structs.asdict(ready),
+            peer=Peer(),
+            runtime=Runtime(sup.runtime_state if sup else "starting"),
+            uptime_sec=int(now - sup.started_mono) if sup else 0,
+            sessions=Sessions(sum(i.sessions.active for i in items), sum(i.sessions.total for i in items)),
+            stream=StreamRef(public_value(first.url) if first else "", first.kind if first else "none",
+                             first.loop if first else False),
+            record=RecordRef(public_value(self.settings.record_dir)),
+            intelligence=IntelligenceEnabled(any(s.intelligence.vision.enabled for s in sources),
+                                             any(s.intelligence.speech.enabled for s in sources)),
+            sources=items,
+            processes=Processes(
+                supervisor=SupervisorView(sup.pid if sup else None),
+                api=ApiView(os.getpid(), sup.api.restarts if sup else 0, self.view.received, self.view.dropped),
+                turn=TurnView(sup.turn.pid, sup.turn.state, sup.turn.restarts) if sup and sup.turn else None),
+        )
 
     def turn_running(self) -> bool:
         sup = self.view.supervisor

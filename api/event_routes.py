@@ -5,19 +5,15 @@ from __future__ import annotations
 import asyncio
 
 import msgspec
-from quart import Blueprint, Response, current_app, request
+from quart import Blueprint, Response, request
 
-from api.event_store import EventStore, Stored, Subscriber
-from api.responses import error_response, json_response
-from protocol.config import Settings
+from api.context import ApiError, parts, source_or_404
+from api.event_store import Stored, Subscriber
+from api.responses import json_response
 
 bp = Blueprint("events", __name__)
 KEEPALIVE_SEC = 15.0
 _encoder = msgspec.json.Encoder()
-
-
-def _store() -> EventStore:
-    return current_app.config["ICEY_EVENTS"]
 
 
 def _csv(name: str) -> set[str]:
@@ -38,17 +34,15 @@ def _frame(stored: Stored) -> bytes:
 
 @bp.get("/api/events")
 async def events():
-    settings: Settings = current_app.config["ICEY_SETTINGS"]
     sources, types = _csv("source"), _csv("type")
-    unknown = sources - {s.id for s in settings.sources}
-    if unknown:
-        return error_response(404, "not_found", f"no source with id '{sorted(unknown)[0]}'")
+    for source_id in sorted(sources):
+        source_or_404(source_id)
     raw_last = request.headers.get("Last-Event-ID") or request.args.get("lastEventId")
     try:
         last_id = int(raw_last) if raw_last else None
     except ValueError:
-        return error_response(400, "bad_request", "Last-Event-ID must be an event id")
-    store = _store()
+        raise ApiError(400, "bad_request", "Last-Event-ID must be an event id") from None
+    store = parts().events
     subscriber = Subscriber()
     store.subscribers.add(subscriber)  # before the replay: nothing falls between the two
     replay = store.since(last_id) if last_id is not None else []
@@ -80,14 +74,12 @@ async def events():
 
 @bp.get("/api/sources/<source_id>/events")
 async def source_events(source_id: str):
-    settings: Settings = current_app.config["ICEY_SETTINGS"]
-    if settings.source(source_id) is None:
-        return error_response(404, "not_found", f"no source with id '{source_id}'")
+    source_or_404(source_id)
     try:
         limit = int(request.args.get("limit", "50"))
     except ValueError:
-        return error_response(400, "bad_request", "limit must be an integer")
+        raise ApiError(400, "bad_request", "limit must be an integer") from None
     types = _csv("type")
-    items = [{"id": s.id, **msgspec.to_builtins(s.event)} for s in _store().recent(source_id, 10_000)
+    items = [{"id": s.id, **msgspec.to_builtins(s.event)} for s in parts().events.recent(source_id, 10_000)
              if _matches(s, set(), types)][-max(0, min(limit, 1000)):] if limit > 0 else []
     return json_response({"itemCount": len(items), "items": items})

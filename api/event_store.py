@@ -9,7 +9,7 @@ import itertools
 from collections import deque
 from dataclasses import dataclass
 
-from protocol.events import Event
+from protocol.events import SourceEvent
 
 BACKLOG = 2000
 PER_SOURCE = 100
@@ -19,7 +19,7 @@ SUBSCRIBER_QUEUE = 256
 @dataclass(frozen=True, slots=True)
 class Stored:
     id: int
-    event: Event
+    event: SourceEvent
 
 
 class Subscriber:
@@ -45,7 +45,7 @@ class EventStore:
         self.per_source: dict[str, deque[Stored]] = {}
         self.subscribers: set[Subscriber] = set()
 
-    def add(self, event: Event) -> Stored:
+    def add(self, event: SourceEvent) -> Stored:
         stored = Stored(next(self._ids), event)
         self.backlog.append(stored)
         self.per_source.setdefault(event.source_id, deque(maxlen=PER_SOURCE)).append(stored)

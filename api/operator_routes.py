@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-from quart import Blueprint, current_app, request
+from quart import Blueprint, request
 
 from api.auth import authorized
-from api.documents import Documents
+from api.context import documents, settings
 from api.ice_servers import ice_servers, public_host
 from api.responses import json_response
 from api.turn_credentials import mint
-from protocol.config import Settings
 from protocol.version import PRODUCT, SERVICE, VERSION
 
 bp = Blueprint("operator", __name__)
 _HEALTH = {"status": "ok", "product": PRODUCT, "service": SERVICE, "version": VERSION}
-
-
-def _docs() -> Documents:
-    return current_app.config["ICEY_DOCUMENTS"]
-
-
-def _settings() -> Settings:
-    return current_app.config["ICEY_SETTINGS"]
 
 
 @bp.get("/api/health")
@@ -31,24 +22,24 @@ async def health():
 
 @bp.get("/api/ready")
 async def ready():
-    docs = _docs()
+    docs = documents()
     doc, _ = docs.readiness(docs.now())
-    code = 200 if doc["ready"] else 503
-    if not authorized(request, _settings().auth.token):
+    code = 200 if doc.ready else 503
+    if not authorized(request, settings().auth.token):
         # A readiness probe carries no token: it still gets the right code, but no details.
-        return json_response({"status": doc["status"], "ready": doc["ready"]}, code)
+        return json_response({"status": doc.status, "ready": doc.ready}, code)
     return json_response(doc, code)
 
 
 @bp.get("/api/status")
 async def status():
-    docs = _docs()
+    docs = documents()
     return json_response(docs.status(docs.now()))
 
 
 @bp.get("/api/config")
 async def config():
-    s = _settings()
+    s = settings()
     host = public_host(s)
     username, credential = mint(s.turn)
     return json_response({
@@ -57,6 +48,6 @@ async def config():
         "turn": {"enabled": s.turn.enabled, "host": host, "port": s.turn.port,
                  "username": username, "credential": credential},
         "stun": {"urls": list(s.stun.urls)},
-        "iceServers": ice_servers(s, _docs(), (username, credential)),
+        "iceServers": ice_servers(s, documents(), (username, credential)),
         "sources": [{"id": src.id, "mode": src.mode} for src in s.sources],
     }, headers={"Cache-Control": "no-store"})

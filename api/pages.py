@@ -13,8 +13,8 @@ from pathlib import Path
 from quart import Blueprint, Response, current_app, request
 
 from api.auth import authorized
+from api.context import settings, source_or_404
 from api.responses import error_response
-from protocol.config import Settings
 
 bp = Blueprint("pages", __name__)
 STATIC = Path(__file__).parent / "static"
@@ -40,6 +40,14 @@ def _file(name: str) -> Response:
     return Response(body, status=200, content_type=_TYPES[path.suffix], headers=_HEADERS)
 
 
+def _page_for_source(name: str, source_id: str) -> Response:
+    """Without the token the page is served whatever the id, so it tells nobody which ids exist;
+    the page then shows the 401 it gets from the API."""
+    if authorized(request, settings().auth.token):
+        source_or_404(source_id)
+    return _file(name)
+
+
 @bp.get("/")
 async def index():
     return _file("index.html")
@@ -47,20 +55,12 @@ async def index():
 
 @bp.get("/watch/<source_id>")
 async def watch(source_id: str):
-    settings: Settings = current_app.config["ICEY_SETTINGS"]
-    # Without the token the page is served whatever the id, so it tells nobody which ids exist;
-    # the page then shows the 401 it gets from the API.
-    if settings.source(source_id) is None and authorized(request, settings.auth.token):
-        return error_response(404, "not_found", f"no source with id '{source_id}'")
-    return _file("watch.html")
+    return _page_for_source("watch.html", source_id)
 
 
 @bp.get("/publish/<source_id>")
 async def publish(source_id: str):
-    settings: Settings = current_app.config["ICEY_SETTINGS"]
-    if settings.source(source_id) is None and authorized(request, settings.auth.token):  # as /watch/<id>
-        return error_response(404, "not_found", f"no source with id '{source_id}'")
-    return _file("publish.html")
+    return _page_for_source("publish.html", source_id)
 
 
 @bp.get("/ui/<name>")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import msgspec
 
+from protocol.vocabulary import Mode, SourceKindName
+
 MODES = ("stream", "record", "relay")
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error")
 WILDCARD_HOSTS = ("", "0.0.0.0", "::")
@@ -224,10 +226,10 @@ class SourceSettings(_Camel):
     id: str
     index: int
     url: str
-    kind: str  # rtsp | file | device | url | demo | none
+    kind: SourceKindName
     remote: bool
     live: bool
-    mode: str
+    mode: Mode
     loop: bool
     max_viewers: int
     record: RecordConfig

@@ -1,14 +1,16 @@
 """Events: what happened at a source, pushed by its worker on the state plane and served by
 the API as Server-Sent Events and per-source history.
 
-Payloads are versioned msgspec Structs (`schema`), so a consumer can tell a newer shape apart.
-Event `type`s: motion.start, motion.end, speech.start, speech.stop, snapshot, clip,
-source.online, source.offline, session.opened, session.closed.
+Payloads are versioned msgspec Structs (`schema`), so a consumer can tell a newer shape apart;
+`EventType` lists every type, so a typo fails at decode and a grep for a type's literal finds
+its producer.
 """
 
 from __future__ import annotations
 
 import msgspec
+
+from protocol.vocabulary import EventType, SessionKind, SourceState
 
 EVENT_SCHEMA = 1
 
@@ -40,23 +42,23 @@ class ArtifactData(msgspec.Struct, tag="artifact", rename="camel", kw_only=True)
 
 
 class SourceData(msgspec.Struct, tag="source", rename="camel", kw_only=True):
-    state: str
+    state: SourceState
     detail: str | None = None  # scrubbed
 
 
 class SessionData(msgspec.Struct, tag="session", rename="camel", kw_only=True):
     session_id: str
-    kind: str  # whep | whip
+    kind: SessionKind
     remote: str
 
 
 EventData = MotionData | SpeechData | ArtifactData | SourceData | SessionData
 
 
-class Event(msgspec.Struct, rename="camel", kw_only=True):
+class SourceEvent(msgspec.Struct, rename="camel", kw_only=True):
     schema: int = EVENT_SCHEMA
     source_id: str
-    type: str
+    type: EventType
     time: str  # RFC 3339 UTC, wall clock at the worker
     media_time: float | None = None  # seconds on the source's timeline, when it comes from media
     data: EventData | None = None

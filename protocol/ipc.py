@@ -64,7 +64,7 @@ class SnapshotSocket:
         self._async.setsockopt(zmq.RECONNECT_IVL, 50)
         self._async.setsockopt(zmq.RECONNECT_IVL_MAX, 100)
         self._async.connect(state_endpoint(runtime_dir))
-        self._sync = zmq.Socket.shadow(self._async.underlying)  # same socket, plain non-blocking sends
+        self._sync: zmq.Socket = zmq.Socket.shadow(self._async.underlying)  # same socket, plain non-blocking sends
 
     def send(self, data: bytes) -> None:
         if self._sync.closed:

@@ -10,12 +10,23 @@ from __future__ import annotations
 
 import msgspec
 
-from protocol.events import Event
+from protocol.events import SourceEvent
+from protocol.vocabulary import (
+    CheckResult,
+    ControlErrorCode,
+    DeliveryMode,
+    ProcessState,
+    RuntimeState,
+    SessionKind,
+    SessionState,
+    SourceState,
+    StreamType,
+)
 
 
 class Check(msgspec.Struct, frozen=True):
     name: str
-    result: str  # pass | warn | fail
+    result: CheckResult
     detail: str
 
 
@@ -38,9 +49,9 @@ class SessionInfo(msgspec.Struct, rename="camel", kw_only=True):
     """One WebRTC peer of a source (a WHEP viewer or a WHIP publisher)."""
 
     id: str
-    kind: str  # whep | whip
+    kind: SessionKind
     remote: str
-    state: str  # connecting | active | disconnected | closed
+    state: SessionState
     created_at: str  # RFC 3339 UTC
     bytes_sent: int = 0
     packets_sent: int = 0
@@ -73,7 +84,7 @@ class SourceStatus(msgspec.Struct, rename="camel", kw_only=True):
     """What the worker knows of its source: the reader's view of a camera or file, or for a
     record/relay source, whether its WHIP publisher is there."""
 
-    state: str = "starting"  # starting | connecting | online | reconnecting | offline | failed | stopped
+    state: SourceState = "starting"
     online_since: str | None = None  # RFC 3339 UTC
     last_error: str | None = None  # already scrubbed by the worker
     next_retry_at: str | None = None  # RFC 3339 UTC
@@ -101,9 +112,9 @@ class WorkerState(msgspec.Struct, tag="worker", kw_only=True):
 class ProcessInfo(msgspec.Struct, kw_only=True):
     """The supervisor's view of one child process."""
 
-    role: str  # api | worker:<id>
+    role: str  # api | worker:<id> | turn
     pid: int | None
-    state: str  # running | restarting | given-up | stopped
+    state: ProcessState
     restarts: int = 0
     started_mono: float | None = None
     last_exit_code: int | None = None
@@ -115,7 +126,7 @@ class SupervisorState(msgspec.Struct, tag="supervisor", kw_only=True):
 
     pid: int
     seq: int
-    runtime_state: str  # starting | running | stopping
+    runtime_state: RuntimeState
     started_mono: float
     checks: list[Check]  # static preflight checks, in contract order, before the source checks
     warnings: list[str]
@@ -126,9 +137,9 @@ class SupervisorState(msgspec.Struct, tag="supervisor", kw_only=True):
 
 
 class EventMessage(msgspec.Struct, tag="event"):
-    """An Event on the state plane (events are not state: the API keeps a bounded backlog)."""
+    """A SourceEvent on the state plane (events are not state: the API keeps a bounded backlog)."""
 
-    event: Event
+    event: SourceEvent
 
 
 StateMessage = WorkerState | SupervisorState | EventMessage
@@ -161,7 +172,7 @@ ControlRequest = DescribeRequest | WhepOffer | WhipOffer | CloseSession
 
 class StreamDescription(msgspec.Struct, rename="camel"):
     index: int
-    type: str
+    type: StreamType
     codec: str
     profile: str | None
     time_base: str | None
@@ -175,14 +186,14 @@ class StreamDescription(msgspec.Struct, rename="camel"):
 
 class SourceDescription(msgspec.Struct, rename="camel", tag="description"):
     source_id: str
-    state: str
+    state: SourceState
     container: str | None
     opened_at: str | None
     packets: int
     bytes: int
     streams: list[StreamDescription]
-    video_delivery: str | None = None  # passthrough | transcode
-    audio_delivery: str | None = None
+    video_delivery: DeliveryMode | None = None
+    audio_delivery: DeliveryMode | None = None
 
 
 class SdpAnswer(msgspec.Struct, tag="answer"):
@@ -195,7 +206,7 @@ class Done(msgspec.Struct, tag="done"):
 
 
 class ControlError(msgspec.Struct, tag="error"):
-    code: str  # bad_request | not_found | conflict | busy | unavailable
+    code: ControlErrorCode
     detail: str
 
 

@@ -1,4 +1,5 @@
-"""Scrubbing: what may be shown of a source, a path or an error (operator-endpoints, Scrubbing).
+"""Scrubbing: what may be shown of a source, a path or an error in any document, event or log
+line.
 
 Values (a source, a path) are reduced to what icey shows; prose keeps its sentence and only
 loses credentials and directory parts of absolute paths. Secrets registered at startup are

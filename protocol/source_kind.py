@@ -1,9 +1,11 @@
-"""The one source classifier (icey has three that disagree; see icey-reference 4.4)."""
+"""The one source classifier: every process agrees on what kind of source a URL is."""
 
 from __future__ import annotations
 
 import re
 from typing import NamedTuple
+
+from protocol.vocabulary import SourceKindName
 
 DEMO_SCHEME = "demo://"
 _LIVE_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "rtmps://", "srt://", "udp://", "tcp://", "rtp://",
@@ -13,7 +15,7 @@ _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 class SourceKind(NamedTuple):
-    kind: str  # rtsp | file | device | url | demo | none
+    kind: SourceKindName
     remote: bool  # lives on another host (not resolved against the config dir)
     live: bool  # never looped, never paced: it delivers in real time by itself
 

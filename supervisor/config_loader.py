@@ -1,4 +1,5 @@
-"""Settings from defaults < config file < ICEY_* env < flags (icey-reference 1.2-1.5).
+"""Settings from defaults < config file < ICEY_* env < flags; file paths are relative to
+the config file's directory.
 
 A config written for the C++ icey-server (one `media.source`) becomes one source; a `sources`
 list gives several. Every error names the offending key path; unknown keys only warn.
@@ -11,6 +12,7 @@ import os
 import re
 import typing
 from pathlib import Path
+from typing import cast
 
 import msgspec
 
@@ -24,6 +26,7 @@ from protocol.config import (
     SourceSettings,
 )
 from protocol.source_kind import DEMO_SCHEME, classify
+from protocol.vocabulary import Mode
 from supervisor.errors import ConfigError, UsageError
 from supervisor.flags import SOURCE_ID, Flags, check_log_level, check_mode, parse_port
 
@@ -150,7 +153,7 @@ def _validate(cfg: FileConfig, raw: dict, warnings: list[str]) -> None:
 
 
 def _resolve_file_paths(cfg: FileConfig, base: Path, raw: dict) -> None:
-    """Only values from the file are relative to the file's directory (icey 1.5)."""
+    """Only values from the file are relative to the file's directory (as the C++ icey-server does)."""
 
     def resolve(value: str) -> str:
         return str((base / value).resolve()) if value and not os.path.isabs(value) else value
@@ -258,7 +261,7 @@ def _resolve_sources(cfg: FileConfig, entries: list[tuple[SourceEntry, dict]]) -
         loop = media.loop if entry.loop is None else entry.loop
         resolved.append(SourceSettings(
             id=source_id, index=n, url=entry.source, kind=kind.kind, remote=kind.remote, live=kind.live,
-            mode=entry.mode or cfg.media.mode, loop=loop and not kind.live,
+            mode=cast(Mode, entry.mode or cfg.media.mode), loop=loop and not kind.live,  # checked in _validate
             max_viewers=media.max_viewers if entry.max_viewers is None else entry.max_viewers,
             record=msgspec.structs.replace(media.record, dir=media.record.dir or cfg.media.record_dir),
             video=media.video, audio=media.audio, intelligence=media.intelligence,
@@ -279,7 +282,9 @@ def load_settings(flags: Flags, env: typing.Mapping[str, str]) -> Settings:
     exists = path.is_file()
     if explicit and not path.exists():
         raise ConfigError(f"Error: config file not found: {explicit}")
-    cfg, warnings, error, raw = FileConfig(), [], None, {}
+    cfg, error = FileConfig(), None
+    warnings: list[str] = []
+    raw: dict = {}
     if exists:
         try:
             raw, warnings = _read_file(path)

@@ -1,4 +1,4 @@
-"""Startup failures and their exit codes (icey-reference 1.4)."""
+"""Startup failures and their exit codes (the C++ icey-server's: 2 usage, 3 config, 4 preflight)."""
 
 EXIT_OK = 0
 EXIT_RUNTIME = 1

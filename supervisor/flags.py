@@ -1,4 +1,4 @@
-"""Command-line flags, parsed by icey's rules (icey-reference 1.1): no `--flag=value`, a value
+"""Command-line flags, parsed by the C++ icey-server's rules: no `--flag=value`, a value
 that starts with `--` counts as missing, `--help`/`--version` win in a first pass."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Preflight: the checks of the contract (icey-reference 3), the degrading warnings, the doctor
+"""Preflight: the checks of the operator contract (config, ffmpeg,
+web_root, ports, tls, turn, intelligence, in that order), the degrading warnings, the doctor
 report, and the bind probes that run before any child starts."""
 
 from __future__ import annotations

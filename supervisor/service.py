@@ -18,6 +18,7 @@ import msgspec
 from protocol import ipc
 from protocol.config import Settings
 from protocol.messages import Check, SupervisorState, encode
+from protocol.vocabulary import RuntimeState
 from supervisor import turn_relay
 from supervisor.children import Child
 from supervisor.errors import EXIT_OK, EXIT_RUNTIME
@@ -35,7 +36,7 @@ class Service:
         self.http_socket = http_socket
         self.runtime_dir: Path = ipc.create_runtime_dir()
         self.started_mono = time.monotonic()
-        self.runtime_state = "starting"
+        self.runtime_state: RuntimeState = "starting"
         self.seq = 0
         self.pub = ipc.SnapshotSocket(self.runtime_dir)
         self.stop_requested = asyncio.Event()

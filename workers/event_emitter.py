@@ -4,28 +4,22 @@ reader, the analysis threads); the send itself happens on the event loop, which 
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
-from datetime import UTC, datetime
 
-from protocol.events import Event, EventData
+from protocol.events import EventData, SourceEvent
 from protocol.ipc import SnapshotSocket
 from protocol.messages import EventMessage, encode
-
-
-def now_rfc3339() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+from protocol.times import rfc3339
+from protocol.vocabulary import EventType
 
 
 class EventEmitter:
     def __init__(self, sock: SnapshotSocket, source_id: str, loop: asyncio.AbstractEventLoop) -> None:
         self.sock, self.source_id, self.loop = sock, source_id, loop
-        self.counts: Counter[str] = Counter()
 
-    def emit(self, type_: str, data: EventData | None = None, media_time: float | None = None) -> Event:
-        event = Event(source_id=self.source_id, type=type_, time=now_rfc3339(), media_time=media_time, data=data)
+    def emit(self, type_: EventType, data: EventData | None = None, media_time: float | None = None) -> SourceEvent:
+        event = SourceEvent(source_id=self.source_id, type=type_, time=rfc3339(), media_time=media_time, data=data)
         self.loop.call_soon_threadsafe(self._send, event)
         return event
 
-    def _send(self, event: Event) -> None:
-        self.counts[event.type] += 1
+    def _send(self, event: SourceEvent) -> None:
         self.sock.send(encode(EventMessage(event)))

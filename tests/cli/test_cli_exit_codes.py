@@ -1,4 +1,4 @@
-"""The real `icey-server` CLI as a subprocess: exit codes and messages (icey-reference 1.3, 1.4, 3)."""
+"""The real `icey-server` CLI as a subprocess: exit codes and messages."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Settings from defaults < config file < env < flags (icey-reference 1.2-1.5), via the real loader."""
+"""Settings from defaults < config file < env < flags, via the real loader."""
 
 from __future__ import annotations
 

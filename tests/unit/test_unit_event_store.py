@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from api.event_store import BACKLOG, PER_SOURCE, SUBSCRIBER_QUEUE, EventStore, Subscriber
-from protocol.events import Event
+from protocol.events import SourceEvent
 
 
-def _event(source: str, n: int) -> Event:
-    return Event(source_id=source, type="motion.start", time=f"t{n}")
+def _event(source: str, n: int) -> SourceEvent:
+    return SourceEvent(source_id=source, type="motion.start", time=f"t{n}")
 
 
 async def test_a_client_that_never_reads_is_bounded_and_dropped():

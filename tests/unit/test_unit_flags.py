@@ -1,4 +1,4 @@
-"""icey's hand-rolled flag rules (icey-reference 1.1), via supervisor.flags.parse_flags."""
+"""icey's hand-rolled flag rules, via supervisor.flags.parse_flags."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Scrubbing of sources, paths and prose (operator-endpoints, Scrubbing; icey-reference 2.3)."""
+"""Scrubbing of sources, paths and prose."""
 
 from __future__ import annotations
 

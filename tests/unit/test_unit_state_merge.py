@@ -46,6 +46,11 @@ def worker(source_id: str, pid: int, seq: int, state: str = "online", started: f
                        seq=seq, source=SourceStatus(state=state, **source_kw), **kw)
 
 
+def as_json(doc: msgspec.Struct) -> dict:
+    """A document as a client reads it."""
+    return json.loads(msgspec.json.encode(doc))
+
+
 def proc(source_id: str, pid: int | None, state: str = "running", **kw) -> ProcessInfo:
     return ProcessInfo(role=f"worker:{source_id}", pid=pid, state=state, **kw)
 
@@ -214,7 +219,7 @@ def test_reconnecting_with_error_warns_with_scrubbed_detail(settings):
     assert "secret-pw-9" not in check.detail
     assert "refused" in check.detail
     assert "2024-05-01T10:00:05Z" in check.detail
-    doc, _ = docs.readiness(now=10.0)
+    doc = as_json(docs.readiness(now=10.0)[0])
     assert "secret-pw-9" not in json.dumps(doc)
     assert item.media.video is None
 
@@ -273,7 +278,7 @@ def online_everywhere(view: StateView, now: float, **cam_kw) -> None:
 def test_ipc_fails_before_any_supervisor_state(settings):
     view = StateView()
     online_everywhere(view, now=10.0)
-    doc, _ = Documents(settings, view).readiness(now=10.0)
+    doc = as_json(Documents(settings, view).readiness(now=10.0)[0])
     ipc = [c for c in doc["checks"] if c["name"] == "ipc"]
     assert len(ipc) == 1 and ipc[0]["result"] == "fail"
     assert doc["ready"] is False
@@ -284,7 +289,7 @@ def test_all_good_is_ok_and_checks_keep_contract_order(settings):
     view = StateView()
     view.apply(encode(supervisor(workers=both_running())), now=10.0)
     online_everywhere(view, now=10.0)
-    doc, _ = Documents(settings, view).readiness(now=10.0)
+    doc = as_json(Documents(settings, view).readiness(now=10.0)[0])
     assert [c["name"] for c in doc["checks"]] == ["config", "ffmpeg", "ports", "source:cam", "source:lobby", "ipc"]
     assert (doc["ready"], doc["status"]) == (True, "ok")
     assert doc["mode"] == "stream"
@@ -298,7 +303,7 @@ def test_a_warning_check_makes_it_degraded(settings):
     view.apply(encode(supervisor(workers=both_running())), now=10.0)
     online_everywhere(view, now=10.0)
     view.apply(encode(worker("lobby", 12, 2, "reconnecting", last_error="eof")), now=10.0)
-    doc, _ = Documents(settings, view).readiness(now=10.0)
+    doc = as_json(Documents(settings, view).readiness(now=10.0)[0])
     assert (doc["ready"], doc["status"]) == (True, "degraded")
 
 
@@ -307,7 +312,7 @@ def test_a_degrading_warning_makes_it_degraded(settings):
     warning = "TURN is disabled; direct local/LAN calls may work, but remote NAT traversal will be limited."
     view.apply(encode(supervisor(workers=both_running(), degrading=[warning])), now=10.0)
     online_everywhere(view, now=10.0)
-    doc, _ = Documents(settings, view).readiness(now=10.0)
+    doc = as_json(Documents(settings, view).readiness(now=10.0)[0])
     assert (doc["ready"], doc["status"]) == (True, "degraded")
     assert warning in doc["warnings"]
 
@@ -317,7 +322,7 @@ def test_a_failed_static_check_is_not_ready(settings):
     checks = [*STATIC_CHECKS, Check("tls", "fail", "TLS certificate not found: /etc/icey/cert.pem")]
     view.apply(encode(supervisor(workers=both_running(), checks=checks)), now=10.0)
     online_everywhere(view, now=10.0)
-    doc, _ = Documents(settings, view).readiness(now=10.0)
+    doc = as_json(Documents(settings, view).readiness(now=10.0)[0])
     assert (doc["ready"], doc["status"]) == (False, "error")
     tls = next(c for c in doc["checks"] if c["name"] == "tls")
     assert tls["detail"] == "TLS certificate not found: cert.pem"
@@ -329,7 +334,7 @@ def test_stale_supervisor_state_fails_ipc(settings):
     online_everywhere(view, now=10.0)
     docs = Documents(settings, view)
     stale = 10.0 + SILENT_HEARTBEATS * docs.heartbeat_sec + 1.0
-    doc, _ = docs.readiness(now=stale)
+    doc = as_json(docs.readiness(now=stale)[0])
     ipc = next(c for c in doc["checks"] if c["name"] == "ipc")
     assert ipc["result"] == "fail"
     assert doc["ready"] is False
@@ -341,7 +346,7 @@ def test_status_uptime_sessions_and_processes(settings):
     view.apply(encode(worker("cam", 11, 1, "online", sessions_active=2, sessions_total=5)), now=3700.0)
     view.apply(encode(worker("lobby", 12, 1, "online", sessions_active=1, sessions_total=3)), now=3700.0)
     view.apply(b"junk", now=3700.0)
-    doc = Documents(settings, view).status(now=3700.9)
+    doc = as_json(Documents(settings, view).status(now=3700.9))
     assert doc["uptimeSec"] == int(3700.9 - 100.0)
     assert doc["sessions"] == {"active": 3, "total": 8}
     assert doc["runtime"] == {"state": "running"}
@@ -351,14 +356,14 @@ def test_status_uptime_sessions_and_processes(settings):
     assert doc["processes"]["api"]["ipcDropped"] == 1
     assert doc["stream"] == {"source": "rtsp://cam.local:554/stream1", "sourceKind": "rtsp", "loop": False}
     assert doc["record"] == {"dir": "recordings"}
-    assert [i.id for i in doc["sources"]] == ["cam", "lobby"]
+    assert [i["id"] for i in doc["sources"]] == ["cam", "lobby"]
     encoded = msgspec.json.encode(doc)
     assert b"campass77" not in encoded
     assert b"/srv/media" not in encoded
 
 
 def test_status_before_supervisor_state(settings):
-    doc = Documents(settings, StateView()).status(now=50.0)
+    doc = as_json(Documents(settings, StateView()).status(now=50.0))
     assert doc["uptimeSec"] == 0
     assert doc["runtime"] == {"state": "starting"}
     assert doc["sessions"] == {"active": 0, "total": 0}

@@ -7,7 +7,7 @@ resampled to a fixed rate and averaged to float mono.
 
 Every video packet is decoded (P-frames need their references); after a dropped packet, video is
 skipped until the next keyframe rather than decoded into garbage (which would read as motion).
-Only sampled frames (`everyNthFrame`, `minIntervalUsec`, icey-reference 5.2) are turned into
+Only sampled frames (`everyNthFrame`, `minIntervalUsec`) are turned into
 numpy: the luma plane, as a view of the decoded frame when the pixel format has one.
 """
 
@@ -118,20 +118,22 @@ class CodecParams:
             name = "h264"
         elif name == "libopus":
             name = "opus"
-        if ctx.type == "audio":
+        if isinstance(ctx, av.AudioCodecContext):
             layout = ctx.layout.name if ctx.layout is not None else None
             return cls(name, ctx.extradata, sample_rate=ctx.sample_rate, layout=layout, time_base=time_base)
+        assert isinstance(ctx, av.VideoCodecContext)
         return cls(name, ctx.extradata, width=ctx.width, height=ctx.height, time_base=time_base)
 
     def decoder(self) -> av.CodecContext:
         ctx = av.CodecContext.create(self.name, "r")
         if self.extradata:
             ctx.extradata = self.extradata
-        if self.sample_rate:
-            ctx.sample_rate = self.sample_rate
-        if self.layout:
-            ctx.layout = self.layout
-        if self.width:
+        if isinstance(ctx, av.AudioCodecContext):
+            if self.sample_rate:
+                ctx.sample_rate = self.sample_rate
+            if self.layout:
+                ctx.layout = self.layout
+        elif isinstance(ctx, av.VideoCodecContext) and self.width:
             ctx.width, ctx.height = self.width, self.height
             ctx.thread_type = "SLICE"  # frame threading would delay every frame by a frame per thread
         return ctx
@@ -154,7 +156,7 @@ class SampledFrame:
 def luma_of(frame: av.VideoFrame) -> np.ndarray:
     if frame.format.name in LUMA_PLANE_FORMATS:
         plane = frame.planes[0]
-        return np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, :plane.width]
+        return np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)[:, :plane.width]
     return frame.to_ndarray(format="gray")
 
 
@@ -288,6 +290,7 @@ class FrameDecoder:
                 except (ValueError, av.error.FFmpegError) as exc:
                     log.debug("no luma plane: %s", exc)
                     continue
+                assert self.on_frame is not None  # the video thread runs only for it
                 self.on_frame(SampledFrame(frame, luma, seconds, item.arrival, epoch, bool(frame.key_frame)))
 
     def _audio_steps(self) -> None:
@@ -310,7 +313,7 @@ class FrameDecoder:
                 # Planar float, every channel kept: their mean is the mono signal (FFmpeg's own
                 # downmix adds correlated channels at -3 dB each, +3 dB overall: over full scale).
                 resampler = av.AudioResampler(format="fltp", rate=self.audio_rate)
-            if ctx is None:
+            if ctx is None or resampler is None:
                 continue
             pkt = item.packet
             try:
@@ -323,5 +326,6 @@ class FrameDecoder:
             for chunk in chunks:
                 planes = chunk.to_ndarray()
                 samples = planes.mean(axis=0) if planes.ndim == 2 and planes.shape[0] > 1 else planes.reshape(-1)
+                assert self.on_audio is not None  # the audio thread runs only for it
                 self.on_audio(samples, seconds, epoch)
                 seconds += len(samples) / self.audio_rate

@@ -1,5 +1,5 @@
-"""Motion detection with icey's parameters and semantics, made robust (icey-reference 5.2, weak
-point 20). Pure numpy: it sees luma planes and timestamps, never a process or a thread.
+"""Motion detection with icey's parameters and semantics, made robust to
+noise and light changes. Pure numpy: it sees luma planes and timestamps, never a process or a thread.
 
 - The frame is cut into a `gridWidth` x `gridHeight` grid and each cell is reduced to its MEAN
   luma (icey samples one pixel per cell, so noise and a one-pixel edge decide).
@@ -103,7 +103,7 @@ def regions_of(mask: np.ndarray, limit: int = MAX_REGIONS) -> list[tuple[Region,
         gh, gw = mask.shape
         padded = np.zeros((-(-gh // k) * k, -(-gw // k) * k), dtype=bool)
         padded[:gh, :gw] = mask
-        coarse = padded.reshape(padded.shape[0] // k, k, padded.shape[1] // k, k).any(axis=(1, 3))
+        coarse = np.asarray(padded.reshape(padded.shape[0] // k, k, padded.shape[1] // k, k).any(axis=(1, 3)))
         scale_y, scale_x = padded.shape[0] / gh, padded.shape[1] / gw
         return [(Region(x=r.x * scale_x, y=r.y * scale_y, w=min(r.w * scale_x, 1 - r.x * scale_x),
                         h=min(r.h * scale_y, 1 - r.y * scale_y)), cells * k * k)
@@ -186,7 +186,7 @@ class MotionDetector:
         self.last_score = score
         self.frames += 1
         moving = score >= self.threshold and changed.any()
-        events: list[MotionEvent] = []
+        events = []
         episode = self._episode
         if moving:
             if episode is None:

@@ -1,4 +1,4 @@
-"""Voice activity (energy VAD) with icey's thresholds and hold (icey-reference 5.4). Pure numpy:
+"""Voice activity (energy VAD) with icey's thresholds and hold. Pure numpy:
 it sees mono float samples (-1..1) at a fixed rate with their timeline time.
 
 Differences from icey, on purpose: the level is the RMS of fixed 20 ms windows (icey takes the

@@ -45,9 +45,9 @@ class ContainerSource:
             raise av.error.InvalidDataError(0, "source has neither video nor audio")
 
     def streams(self) -> SourceStreams:
-        return SourceStreams(self.video, self.audio,
-                             self.video.codec_context if self.video is not None else None,
-                             self.audio.codec_context if self.audio is not None else None)
+        video, audio = self.video, self.audio
+        return SourceStreams(video, audio, video.codec_context if video is not None else None,
+                             audio.codec_context if audio is not None else None)
 
     def packets(self) -> Iterator[tuple[str, av.Packet | None]]:
         streams = [s for s in (self.video, self.audio) if s is not None]

@@ -80,16 +80,15 @@ class DemoSource:
 
     def packets(self) -> Iterator[tuple[str, av.Packet | None]]:
         for pkt in self.container.demux():
-            kind = pkt.stream.type
             for frame in pkt.decode():
-                if kind == "video":
+                if isinstance(frame, av.VideoFrame):
                     frame.pts, frame.time_base = self._frames, self.video.time_base
                     # lavfi marks every frame as I; left set, x264 would make each one an IDR.
                     frame.pict_type = PictureType.NONE
                     self._frames += 1
                     for out in self.video.encode(frame):
                         yield "video", out
-                else:
+                elif isinstance(frame, av.AudioFrame):
                     for chunk in self._resampler.resample(frame):
                         for out in self.audio.encode(chunk):
                             yield "audio", out

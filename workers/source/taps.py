@@ -24,8 +24,8 @@ class SourceStreams:
 
     video_stream: av.video.stream.VideoStream | None
     audio_stream: av.audio.stream.AudioStream | None
-    video_codec: av.CodecContext | None
-    audio_codec: av.CodecContext | None
+    video_codec: av.VideoCodecContext | None
+    audio_codec: av.AudioCodecContext | None
 
     @property
     def encoded_here(self) -> bool:
@@ -34,22 +34,24 @@ class SourceStreams:
 
     def describe(self) -> list[StreamDescription]:
         found = []
-        for kind, stream, ctx, default_index in (("video", self.video_stream, self.video_codec, 0),
-                                                  ("audio", self.audio_stream, self.audio_codec, 1)):
-            if ctx is None:
-                continue
-            index = stream.index if stream is not None else default_index
-            time_base = stream.time_base if stream is not None else ctx.time_base
+        video, audio = self.video_codec, self.audio_codec
+        if video is not None:
+            stream = self.video_stream
             found.append(StreamDescription(
-                index=index, type=kind, codec=ctx.codec.canonical_name, profile=getattr(ctx, "profile", None),
-                time_base=str(time_base) if time_base is not None else None,
-                width=getattr(ctx, "width", None) if kind == "video" else None,
-                height=getattr(ctx, "height", None) if kind == "video" else None,
-                pix_fmt=ctx.pix_fmt if kind == "video" else None,
-                sample_rate=getattr(ctx, "sample_rate", None) if kind == "audio" else None,
-                channels=getattr(ctx, "channels", None) if kind == "audio" else None,
-                has_extradata=bool(ctx.extradata)))
+                index=stream.index if stream is not None else 0, type="video", codec=video.codec.canonical_name,
+                profile=video.profile, time_base=_text(stream.time_base if stream is not None else video.time_base),
+                width=video.width, height=video.height, pix_fmt=video.pix_fmt, has_extradata=bool(video.extradata)))
+        if audio is not None:
+            astream = self.audio_stream
+            found.append(StreamDescription(
+                index=astream.index if astream is not None else 1, type="audio", codec=audio.codec.canonical_name,
+                profile=audio.profile, time_base=_text(astream.time_base if astream is not None else audio.time_base),
+                sample_rate=audio.sample_rate, channels=audio.channels, has_extradata=bool(audio.extradata)))
         return found
+
+
+def _text(value: object) -> str | None:
+    return str(value) if value is not None else None
 
 
 class PacketTap(Protocol):

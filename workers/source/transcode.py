@@ -5,6 +5,7 @@ viewer shares the output, so the cost does not grow with viewers (icey encodes p
 from __future__ import annotations
 
 from fractions import Fraction
+from typing import cast
 
 import av
 from av.video.frame import PictureType
@@ -43,7 +44,7 @@ class VideoTranscoder:
     """Decode + libx264 (ultrafast, zerolatency, baseline, SPS/PPS before every IDR)."""
 
     def __init__(self, stream: av.video.stream.VideoStream, cfg: VideoConfig) -> None:
-        self.decoder = av.CodecContext.create(stream.codec_context.name, "r")
+        self.decoder = cast(av.VideoCodecContext, av.CodecContext.create(stream.codec_context.name, "r"))
         if stream.codec_context.extradata:
             self.decoder.extradata = stream.codec_context.extradata
         rate = stream.average_rate or stream.guessed_rate or Fraction(cfg.fps, 1)
@@ -70,7 +71,8 @@ class VideoTranscoder:
             frame.pts, frame.time_base = round(seconds * 90_000), Fraction(1, 90_000)
             frame.pict_type = PictureType.NONE
             for pkt in self.encoder.encode(frame):
-                out.append((bytes(pkt), float(pkt.pts * pkt.time_base), pkt.is_keyframe))
+                if pkt.pts is not None and pkt.time_base is not None:
+                    out.append((bytes(pkt), float(pkt.pts * pkt.time_base), pkt.is_keyframe))
         return out
 
 
@@ -78,7 +80,7 @@ class AudioTranscoder:
     """Decode + resample + libopus at 48 kHz stereo, 20 ms frames."""
 
     def __init__(self, stream: av.audio.stream.AudioStream) -> None:
-        self.decoder = av.CodecContext.create(stream.codec_context.name, "r")
+        self.decoder = cast(av.AudioCodecContext, av.CodecContext.create(stream.codec_context.name, "r"))
         if stream.codec_context.extradata:
             self.decoder.extradata = stream.codec_context.extradata
         ctx = stream.codec_context
@@ -95,6 +97,6 @@ class AudioTranscoder:
         for frame in self.decoder.decode(packet):
             for chunk in self.resampler.resample(frame):
                 for pkt in self.encoder.encode(chunk):
-                    if pkt.pts is not None:
+                    if pkt.pts is not None and pkt.time_base is not None:
                         out.append((bytes(pkt), float(pkt.pts * pkt.time_base)))
         return out

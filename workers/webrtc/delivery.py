@@ -10,6 +10,7 @@ from collections.abc import Callable
 import av
 
 from protocol.config import VideoConfig
+from protocol.vocabulary import DeliveryMode
 from workers.source.h264 import avcc_to_annexb_parameter_sets
 from workers.source.taps import SourceStreams
 from workers.source.transcode import AudioTranscoder, VideoTranscoder, needs_video_transcode
@@ -20,8 +21,8 @@ class Delivery:
     def __init__(self, sink: Callable[[MediaUnit], None], video_cfg: VideoConfig) -> None:
         self.sink = sink
         self.video_cfg = video_cfg
-        self.video_mode: str | None = None  # passthrough | transcode, while the source is open
-        self.audio_mode: str | None = None
+        self.video_mode: DeliveryMode | None = None  # while the source is open
+        self.audio_mode: DeliveryMode | None = None
         self._bsf: av.BitStreamFilterContext | None = None
         self._vtx: VideoTranscoder | None = None
         self._atx: AudioTranscoder | None = None
@@ -52,6 +53,8 @@ class Delivery:
     def on_packet(self, kind: str, packet: av.Packet, seconds: float) -> None:
         """`seconds - raw` maps the source's timestamps onto the continuous timeline; a
         transcoder's output keeps the input's clock, so the same offset applies to it."""
+        if packet.pts is None or packet.time_base is None:
+            return  # the reader passes only stamped packets
         raw = float(packet.pts * packet.time_base)
         if kind == "video":
             self._video(packet, seconds - raw)

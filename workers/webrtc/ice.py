@@ -18,7 +18,11 @@ def restrict_host_addresses(addresses: list[str]) -> None:
     """Offer only these host addresses (aioice would offer every interface but loopback)."""
     if addresses:
         chosen = list(addresses)
-        aioice.ice.get_host_addresses = lambda use_ipv4=True, use_ipv6=True: chosen
+
+        def host_addresses(use_ipv4: bool = True, use_ipv6: bool = True) -> list[str]:
+            return chosen
+
+        aioice.ice.get_host_addresses = host_addresses
 
 
 def configuration(settings: Settings) -> RTCConfiguration:

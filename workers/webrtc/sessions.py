@@ -15,13 +15,14 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 
 from protocol.config import Settings, SourceSettings
 from protocol.events import SessionData
 from protocol.messages import SessionInfo
+from protocol.times import rfc3339
+from protocol.vocabulary import ControlErrorCode, SessionKind, SessionState
 from workers.event_emitter import EventEmitter
 from workers.webrtc.encoded_receiver import receive_encoded, receiver_of
 from workers.webrtc.fanout import Fanout
@@ -37,7 +38,7 @@ MAX_SDP_BYTES = 64 * 1024
 
 
 class SessionError(Exception):
-    def __init__(self, code: str, detail: str) -> None:
+    def __init__(self, code: ControlErrorCode, detail: str) -> None:
         super().__init__(detail)
         self.code, self.detail = code, detail
 
@@ -45,11 +46,11 @@ class SessionError(Exception):
 @dataclass
 class Session:
     id: str
-    kind: str
+    kind: SessionKind
     remote: str
     pc: RTCPeerConnection
     created_at: str
-    state: str = "connecting"
+    state: SessionState = "connecting"
     tracks: list[ViewerTrack] = field(default_factory=list)
     bytes_sent: int = 0
     packets_sent: int = 0
@@ -103,10 +104,10 @@ class SessionManager:
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    def _new_session(self, kind: str, remote: str) -> Session:
+    def _new_session(self, kind: SessionKind, remote: str) -> Session:
         pc = RTCPeerConnection(configuration(self.settings))
         session = Session(id=secrets.token_urlsafe(12), kind=kind, remote=remote, pc=pc,
-                          created_at=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+                          created_at=rfc3339())
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:

@@ -103,7 +103,7 @@ def attach_sender(sender: RTCRtpSender, track: ViewerTrack, on_sent: Callable[[M
     async def next_encoded_frame(codec) -> RTCEncodedFrame:
         unit, timestamp = await track.next_unit()
         on_sent(unit)
-        return RTCEncodedFrame(list(unit.payloads), timestamp, None)
+        return RTCEncodedFrame(list(unit.payloads), timestamp, None)  # type: ignore[arg-type]  # no audio level
 
     handle_rtcp = sender._handle_rtcp_packet
 

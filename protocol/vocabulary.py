@@ -1,0 +1,21 @@
+"""Every enumerated value that crosses a process boundary or reaches a client, as a `Literal`
+alias: msgspec rejects a typo at decode, a type checker at the producer, and a grep for a quoted
+value finds where it is produced and consumed."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+SourceState = Literal["starting", "connecting", "online", "reconnecting", "offline", "failed", "stopped"]
+SessionKind = Literal["whep", "whip"]
+SessionState = Literal["connecting", "active", "disconnected", "closed"]
+ProcessState = Literal["running", "restarting", "given-up", "stopped"]
+RuntimeState = Literal["starting", "running", "stopping"]
+CheckResult = Literal["pass", "warn", "fail"]
+DeliveryMode = Literal["passthrough", "transcode"]
+StreamType = Literal["video", "audio"]
+Mode = Literal["stream", "record", "relay"]
+SourceKindName = Literal["rtsp", "file", "device", "url", "demo", "none"]
+ControlErrorCode = Literal["bad_request", "not_found", "conflict", "busy", "unavailable"]
+EventType = Literal["motion.start", "motion.end", "speech.start", "speech.stop", "snapshot", "clip",
+                    "source.online", "source.offline", "session.opened", "session.closed"]
