@@ -17,7 +17,7 @@ import msgspec
 from protocol.config import Settings
 from protocol.ipc import SETTINGS_FILE
 from protocol.logs import setup_logging
-from protocol.scrub import register_secrets
+from protocol.scrub import register_secrets, register_source_url
 
 PR_SET_PDEATHSIG = 1
 SUPERVISOR_PID_ENV = "ICEY_SUPERVISOR_PID"
@@ -37,6 +37,8 @@ def die_with_parent() -> None:
 def load_settings(runtime_dir: Path) -> Settings:
     settings = msgspec.json.decode((runtime_dir / SETTINGS_FILE).read_bytes(), type=Settings)
     register_secrets(settings.auth.token, settings.turn.secret)
+    for src in settings.sources:
+        register_source_url(src.url)
     return settings
 
 

@@ -8,7 +8,7 @@ import os
 import sys
 
 from protocol.logs import setup_logging
-from protocol.scrub import register_secrets, strip_userinfo
+from protocol.scrub import public_value, register_secrets, register_source_url
 from protocol.version import SERVICE, VERSION
 from supervisor import preflight
 from supervisor.config_loader import load_settings
@@ -21,7 +21,7 @@ def _banner(settings, scheme: str) -> str:
              f"Web UI: {scheme}://localhost:{settings.http.port}/",
              f"Config: {settings.config_path} ({'loaded' if settings.config_exists else 'defaults'})"]
     for src in settings.sources:
-        shown = strip_userinfo(src.url) if src.url else "(none)"
+        shown = public_value(src.url) if src.url else "(none)"
         lines.append(f"Source {src.id}: {shown} ({src.mode}, {src.kind})")
     return "\n".join(lines)
 
@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_OK
         settings = load_settings(flags, os.environ)
         register_secrets(settings.auth.token, settings.turn.secret)
+        for src in settings.sources:
+            register_source_url(src.url)
         log = setup_logging("supervisor", settings.log_level)
         if flags.doctor:
             report, ready = preflight.doctor_report(settings)

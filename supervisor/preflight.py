@@ -13,7 +13,7 @@ import av
 
 from protocol.config import WILDCARD_HOSTS, Settings, SourceSettings
 from protocol.messages import Check
-from protocol.scrub import strip_userinfo
+from protocol.scrub import public_value, scrub_credentials
 from protocol.source_kind import local_path
 from protocol.version import PRODUCT, SERVICE, VERSION
 from supervisor import turn_relay
@@ -165,7 +165,7 @@ def source_check(src: SourceSettings, probe_network: bool = False) -> Check:
         return Check(name, "fail", f"Local device not found: {path}")
     if src.kind == "demo":
         return Check(name, "pass", f"Using built-in test pattern {src.url}")
-    shown = strip_userinfo(src.url)
+    shown = public_value(src.url)
     if probe_network and (error := _probe_remote(src.url)) is not None:
         return Check(name, "warn", f"Remote media source {shown} is not reachable: {error}")
     return Check(name, "pass", f"Using remote media source {shown}")
@@ -189,7 +189,7 @@ def doctor_report(s: Settings) -> tuple[dict, bool]:
         "mode": s.mode,
         "config": {"path": s.config_path, "exists": s.config_exists, "valid": s.config_error is None,
                    **({"error": s.config_error} if s.config_error else {})},
-        "checks": [{"name": c.name, "result": c.result, "detail": strip_userinfo(c.detail)} for c in checks],
+        "checks": [{"name": c.name, "result": c.result, "detail": scrub_credentials(c.detail)} for c in checks],
         "warnings": s.warnings + degrading,
     }
     return report, ready
@@ -239,7 +239,7 @@ def gate(s: Settings) -> list[Check]:
     checks = static_checks(s)
     failed = [c for c in checks if c.result == "fail"]
     if failed:
-        lines = "\n".join(f"  - {c.name}: {strip_userinfo(c.detail)}" for c in failed)
+        lines = "\n".join(f"  - {c.name}: {scrub_credentials(c.detail)}" for c in failed)
         raise PreflightError(f"Error: icey-server preflight failed\n{lines}\n"
                              "Run 'icey-server --doctor' for the full report.")
     return checks
