@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sysconfig
 import time
 from pathlib import Path
 
@@ -17,7 +18,7 @@ NS_PREFIX = "icey-mcpu-"
 NS_ADDR = "10.203.0.1"  # the veth address inside the namespace; Janus offers only this
 JANUS_HTTP = "http://127.0.0.1:8088/janus"  # inside the namespace
 JANUS_RTP_PORT = 5004
-JANUS_LIBDIR = "/usr/lib/x86_64-linux-gnu/janus"
+JANUS_LIBDIR = f"/usr/lib/{sysconfig.get_config_var('MULTIARCH')}/janus"  # the Debian package's, on any arch
 NAMESPACES: list[str] = []
 
 
@@ -73,19 +74,29 @@ nat: {{
 \tignore_mdns = true
 \tice_enforce_list = "{prefix}"
 }}
+plugins: {{
+\tdisable = "libjanus_audiobridge.so,libjanus_duktape.so,libjanus_echotest.so,libjanus_lua.so,libjanus_nosip.so,\
+libjanus_recordplay.so,libjanus_sip.so,libjanus_textroom.so,libjanus_videocall.so,libjanus_videoroom.so,\
+libjanus_voicemail.so"
+}}
+transports: {{
+\tdisable = "libjanus_mqtt.so,libjanus_nanomsg.so,libjanus_pfunix.so,libjanus_rabbitmq.so,libjanus_websockets.so"
+}}
+events: {{
+\tbroadcast = false
+}}
+loggers: {{
+\tdisable = "libjanus_jsonlog.so"
+}}
 """
 
 
 def write_janus_conf(conf: Path) -> None:
-    """From notes/examples/janus_conf (copied, the template is not touched): streaming plugin and HTTP only,
-    ICE on the namespace's veth address, a mountpoint taking H.264 RTP on 127.0.0.1:5004 that keeps the
-    last keyframe for new viewers (videobufferkf)."""
+    """Streaming plugin and HTTP transport only (every other plugin, transport and logger disabled, so
+    they cost nothing), ICE on the namespace's veth address, a mountpoint taking H.264 RTP on
+    127.0.0.1:5004 that keeps the last keyframe for new viewers (videobufferkf)."""
     conf.mkdir(parents=True, exist_ok=True)
-    template = Path("/work/shared/notes/examples/janus_conf")
     main = JANUS_JCFG.format(conf=conf, lib=JANUS_LIBDIR, prefix=NS_ADDR.rsplit(".", 1)[0] + ".")
-    if (template / "janus.jcfg").exists():  # keep the template's plugins/transports/events/loggers sections
-        text = (template / "janus.jcfg").read_text()
-        main += text[text.index("plugins: {"):] if "plugins: {" in text else ""
     (conf / "janus.jcfg").write_text(main)
     (conf / "janus.transport.http.jcfg").write_text(
         'general: {\n\tjson = "indented"\n\tbase_path = "/janus"\n\thttp = true\n\tport = 8088\n'
@@ -108,7 +119,7 @@ def run_janus(args, src: Path, tmp: Path) -> dict:
         conf = tmp / "janus_conf"
         write_janus_conf(conf)
         janus = spawn([*prefix, "janus", "-F", str(conf)], tmp / "janus.log", cwd=tmp)
-        # No `-bsf:v h264_mp4toannexb` (infra.md's recipe): the TS is Annex B already, and with -stream_loop
+        # No `-bsf:v h264_mp4toannexb` (the usual recipe): the TS is Annex B already, and with -stream_loop
         # ffmpeg 5.1 stops sending at the first loop ("A non-NULL packet sent after an EOF").
         feeder = spawn([*prefix, "ffmpeg", "-nostdin", "-v", "error", "-re", "-stream_loop", "-1", "-i", str(src),
                         "-an", "-c:v", "copy", "-f", "rtp", "-payload_type", "96",
