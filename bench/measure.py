@@ -1,8 +1,9 @@
 """Procfs, HTTP and statistics helpers shared by the benchmarks in this directory (api_load.py,
-intelligence.py, media_cpu.py), plus the few process helpers they have in common.
+intelligence.py, the media_cpu package), plus the few process helpers they have in common.
 
-Not a benchmark itself. The scripts import it as a plain module (`from measure import ...`): a script's own
-directory is first on sys.path, also when a script re-runs itself as a client or server subprocess.
+Not a benchmark itself. The benchmarks import it as a plain module (`from measure import ...`): a script's own
+directory is first on sys.path, also when a script re-runs itself as a client or server subprocess, and
+media_cpu/__main__.py puts this directory there in place of its own.
 """
 
 from __future__ import annotations

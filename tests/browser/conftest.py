@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, sync_playwright
-from support.processes import alive, children_of, cmdline, wait_for
+from support.processes import alive, children_of, cmdline, kill_pids, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
@@ -89,9 +89,5 @@ def browser(tmp_path: Path) -> Iterator[Browser]:
             wait_for(lambda: not any(alive(pid) for pid in seen), 10, what="chromium to exit")
         except AssertionError:
             left = [pid for pid in seen if alive(pid)]
-            for pid in left:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            kill_pids(left)
             pytest.fail(f"chromium processes left running after the browser closed: {left}")

@@ -12,9 +12,12 @@ import time
 from pathlib import Path
 
 from playwright.sync_api import Page, expect
+from support.browser_pages import new_page, source_sessions, wait_playing
 from support.media import ffprobe
 from support.processes import IceyServer, wait_for
-from test_browser_viewer import LOOPBACK, TOKEN, _new_page, _playing, _sessions
+from support.servers import LOOPBACK, record_server
+
+TOKEN = "browser-publish-token"
 
 NO_H264 = """(() => {  // a browser without H.264: what the page must refuse before asking for the camera
   const caps = RTCRtpSender.getCapabilities.bind(RTCRtpSender);
@@ -44,14 +47,6 @@ def _publishing(page: Page, min_frames: int, min_seconds: float = 0.0, timeout: 
     raise AssertionError(f"not publishing {min_frames} frames / {min_seconds}s within {timeout}s: {probe}")
 
 
-def _record_server(icey, tmp_path: Path) -> tuple[IceyServer, Path]:
-    record_dir = tmp_path / "recordings"
-    config = {**LOOPBACK, "media": {"recordDir": str(record_dir)}, "sources": [{"id": "desk", "mode": "record"}]}
-    server = icey(["--no-turn"], config)
-    server.wait_source("desk", lambda s: s["state"] == "offline")  # the worker waits for a publisher
-    return server, record_dir
-
-
 def _start_publishing(server: IceyServer, page: Page, source_id: str, min_frames: int = 60,
                       min_seconds: float = 0.0) -> dict:
     page.goto(f"{server.base}/publish/{source_id}")
@@ -73,7 +68,7 @@ def _check_recording(path: Path, min_frames: int) -> dict:
 
 
 def test_publish_to_record_and_stop(icey, browser, tmp_path: Path):
-    server, record_dir = _record_server(icey, tmp_path)
+    server, record_dir = record_server(icey, tmp_path)
     r = server.get("/publish/desk")
     assert r.status == 200 and r.headers["content-type"] == "text/html; charset=utf-8"
     assert "script-src" not in r.headers["content-security-policy"]  # default-src 'self': no inline script
@@ -82,7 +77,7 @@ def test_publish_to_record_and_stop(icey, browser, tmp_path: Path):
     r = server.get("/publish/nope")
     assert r.status == 404 and r.json()["error"] == "not_found"
 
-    page = _new_page(browser)
+    page = new_page(browser)
     page.goto(server.base + "/")  # a record source has nothing to watch: Publish only
     row = page.locator("#source-desk")
     expect(row.get_by_role("link", name="Publish")).to_have_attribute("href", "/publish/desk")
@@ -94,14 +89,14 @@ def test_publish_to_record_and_stop(icey, browser, tmp_path: Path):
     print(f"publishing for 4 s after {time.monotonic() - started:.1f}s: {probe}")
     expect(page.locator("#state")).to_have_text("publishing")
     expect(page.locator("#codec")).to_have_text("H264")
-    sessions = _sessions(server, "desk", {})
+    sessions = source_sessions(server, "desk", {})
     assert [(s["kind"], s["state"]) for s in sessions] == [("whip", "active")], sessions
     assert sessions[0]["bytesReceived"] > 0
     assert server.source("desk")["state"] == "online"
 
     page.get_by_role("button", name="Stop").click()
     expect(page.locator("#state")).to_have_text("stopped")
-    wait_for(lambda: not _sessions(server, "desk", {}), 10, what="the publisher's session to end after Stop")
+    wait_for(lambda: not source_sessions(server, "desk", {}), 10, what="the publisher's session to end after Stop")
     server.wait_source("desk", lambda s: s["state"] == "offline", timeout=10)
     assert page.locator("#error").text_content() == ""
     files = wait_for(lambda: list(record_dir.glob("desk-*.mp4")), 10, what="the recording")
@@ -113,8 +108,8 @@ def test_publish_to_record_and_stop(icey, browser, tmp_path: Path):
 
 
 def test_publish_to_record_survives_kill_of_the_worker(icey, browser, tmp_path: Path):
-    server, record_dir = _record_server(icey, tmp_path)
-    page = _new_page(browser)
+    server, record_dir = record_server(icey, tmp_path)
+    page = new_page(browser)
     _start_publishing(server, page, "desk", min_frames=60, min_seconds=4.0)
     worker = server.source("desk")["worker"]
     assert worker["pid"] and worker["restarts"] == 0, worker
@@ -130,24 +125,24 @@ def test_publish_to_record_survives_kill_of_the_worker(icey, browser, tmp_path: 
 def test_relay_publisher_two_viewers_and_a_new_publisher(icey, browser):
     server = icey(["--no-turn"], {**LOOPBACK, "sources": [{"id": "live", "mode": "relay"}]})
     server.wait_source("live", lambda s: s["state"] == "offline")
-    index = _new_page(browser)
+    index = new_page(browser)
     index.goto(server.base + "/")
     row = index.locator("#source-live")
     expect(row.get_by_role("link", name="Watch")).to_have_attribute("href", "/watch/live")
     expect(row.get_by_role("link", name="Publish")).to_have_attribute("href", "/publish/live")
     index.close()
 
-    publisher = _new_page(browser)
+    publisher = new_page(browser)
     _start_publishing(server, publisher, "live", min_frames=30)
-    viewers = [_new_page(browser), _new_page(browser)]
+    viewers = [new_page(browser), new_page(browser)]
     for viewer in viewers:
         viewer.goto(server.base + "/watch/live")
     for viewer in viewers:
-        probe = _playing(viewer, min_frames=30, timeout=20)
+        probe = wait_playing(viewer, min_frames=30, timeout=20)
         assert probe["codec"] == "H264", probe
-    wait_for(lambda: sorted((s["kind"], s["state"]) for s in _sessions(server, "live", {})) ==
+    wait_for(lambda: sorted((s["kind"], s["state"]) for s in source_sessions(server, "live", {})) ==
              [("whep", "active"), ("whep", "active"), ("whip", "active")], 5, what="1 whip + 2 whep sessions")
-    second = _new_page(browser)  # one publisher at a time
+    second = new_page(browser)  # one publisher at a time
     second.goto(server.base + "/publish/live")
     expect(second.locator("#error")).to_contain_text("WHIP 409 conflict")
     expect(second.locator("#state")).to_have_text("error")
@@ -161,23 +156,23 @@ def test_relay_publisher_two_viewers_and_a_new_publisher(icey, browser):
     for viewer in viewers:
         probe = viewer.evaluate("window.probe()")
         assert probe["state"] in ("playing", "stalled", "connected") and probe["error"] is None, probe
-    wait_for(lambda: sorted(s["kind"] for s in _sessions(server, "live", {})) == ["whep", "whep"], 5,
+    wait_for(lambda: sorted(s["kind"] for s in source_sessions(server, "live", {})) == ["whep", "whep"], 5,
              what="the two viewers' sessions only")
 
     before = [viewer.evaluate("window.probe()")["framesDecoded"] for viewer in viewers]
-    replacement = _new_page(browser)
+    replacement = new_page(browser)
     _start_publishing(server, replacement, "live", min_frames=30)
     for viewer, frames in zip(viewers, before, strict=True):
-        probe = _playing(viewer, min_frames=frames + 30, timeout=20)
+        probe = wait_playing(viewer, min_frames=frames + 30, timeout=20)
         assert probe["state"] == "playing" and probe["videoWidth"] > 0, probe
-    assert sorted(s["kind"] for s in _sessions(server, "live", {})) == ["whep", "whep", "whip"]
+    assert sorted(s["kind"] for s in source_sessions(server, "live", {})) == ["whep", "whep", "whip"]
     replacement.close()  # pagehide sends the DELETE (fetch keepalive)
-    wait_for(lambda: sorted(s["kind"] for s in _sessions(server, "live", {})) == ["whep", "whep"], 5,
+    wait_for(lambda: sorted(s["kind"] for s in source_sessions(server, "live", {})) == ["whep", "whep"], 5,
              what="the publisher's session to end when its page closes")
     server.wait_source("live", lambda s: s["state"] == "offline", timeout=10)
     for viewer in viewers:
         viewer.close()
-    wait_for(lambda: not _sessions(server, "live", {}), 5, what="the viewers' sessions to end")
+    wait_for(lambda: not source_sessions(server, "live", {}), 5, what="the viewers' sessions to end")
 
 
 def test_publish_errors_are_shown(icey, browser):
@@ -187,7 +182,7 @@ def test_publish_errors_are_shown(icey, browser):
     headers = {"Authorization": f"Bearer {TOKEN}"}
     server.wait_source("demo-1", lambda s: s["state"] == "online", headers=headers)
 
-    page = _new_page(browser)  # a stream source takes no publisher: the page says why
+    page = new_page(browser)  # a stream source takes no publisher: the page says why
     page.goto(f"{server.base}/publish/demo-1?token={TOKEN}")
     expect(page.locator("#error")).to_contain_text("WHIP 409 conflict")
     expect(page.locator("#error")).to_contain_text("stream mode")
@@ -203,4 +198,4 @@ def test_publish_errors_are_shown(icey, browser):
     expect(page.locator("#error")).to_contain_text("cannot send H.264")
     expect(page.locator("#state")).to_have_text("error")
     page.close()
-    assert _sessions(server, "demo-1", headers) == []
+    assert source_sessions(server, "demo-1", headers) == []

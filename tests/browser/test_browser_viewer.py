@@ -11,18 +11,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import expect
+from support.browser_pages import new_page, source_sessions, wait_playing
 from support.processes import IceyServer, wait_for
+from support.servers import LOOPBACK
 
-LOOPBACK = {"webrtc": {"hostAddresses": ["127.0.0.1"]}}
 TOKEN = "browser-viewer-token"
-ACTION_TIMEOUT_MS = 15_000
-
-
-def _new_page(browser: Browser) -> Page:
-    page = browser.new_page()
-    page.set_default_timeout(ACTION_TIMEOUT_MS)
-    return page
 
 
 def _demo(icey, env: dict[str, str] | None = None) -> tuple[IceyServer, dict[str, str]]:
@@ -33,27 +27,8 @@ def _demo(icey, env: dict[str, str] | None = None) -> tuple[IceyServer, dict[str
     return server, headers
 
 
-def _playing(page: Page, min_frames: int = 30, timeout: float = 15.0) -> dict:
-    """Poll the page's probe() until the browser has decoded `min_frames` frames."""
-    deadline = time.monotonic() + timeout
-    probe: dict = {}
-    while time.monotonic() < deadline:
-        probe = page.evaluate("window.probe()")
-        if probe["framesDecoded"] > min_frames and probe["videoWidth"] > 0:
-            return probe
-        assert probe["state"] != "error", probe
-        page.wait_for_timeout(250)
-    raise AssertionError(f"fewer than {min_frames} frames decoded in {timeout}s: {probe}")
-
-
-def _sessions(server: IceyServer, source_id: str, headers: dict[str, str]) -> list[dict]:
-    r = server.get(f"/api/sources/{source_id}/sessions", headers)
-    assert r.status == 200, r.body
-    return r.json()["items"]
-
-
 def _ended(server: IceyServer, source_id: str, headers: dict[str, str]) -> bool:
-    return not _sessions(server, source_id, headers) and server.status(headers)["sessions"]["active"] == 0
+    return not source_sessions(server, source_id, headers) and server.status(headers)["sessions"]["active"] == 0
 
 
 def test_index_lists_the_sources(icey, browser):
@@ -68,7 +43,7 @@ def test_index_lists_the_sources(icey, browser):
         r = server.get(path)
         assert r.status == 404 and r.json()["error"] == "not_found", path
 
-    page = _new_page(browser)
+    page = new_page(browser)
     page.goto(server.base + "/")
     for i in (1, 2, 3):
         row = page.locator(f"#source-demo-{i}")
@@ -81,9 +56,9 @@ def test_index_lists_the_sources(icey, browser):
     page.wait_for_url(server.base + "/watch/demo-1")
     page.go_back()
 
-    watcher = _new_page(browser)  # the list refreshes every 2 s: it counts a viewer, then forgets it
+    watcher = new_page(browser)  # the list refreshes every 2 s: it counts a viewer, then forgets it
     watcher.goto(server.base + "/watch/demo-1")
-    _playing(watcher, min_frames=5)
+    wait_playing(watcher, min_frames=5)
     expect(page.locator("#source-demo-1 .viewers")).to_have_text("1", timeout=6000)
     watcher.close()
     expect(page.locator("#source-demo-1 .viewers")).to_have_text("0", timeout=6000)
@@ -92,10 +67,10 @@ def test_index_lists_the_sources(icey, browser):
 
 def test_watch_plays_in_real_time_and_stop_ends_the_session(icey, browser):
     server, headers = _demo(icey)
-    page = _new_page(browser)
+    page = new_page(browser)
     started = time.monotonic()
     page.goto(server.base + "/watch/demo-1")
-    first = _playing(page)
+    first = wait_playing(page)
     print(f"first 30 frames decoded {time.monotonic() - started:.2f}s after goto; pair {first['pair']}")
     at = time.monotonic()
     page.wait_for_timeout(2000)
@@ -110,7 +85,7 @@ def test_watch_plays_in_real_time_and_stop_ends_the_session(icey, browser):
     expect(page.locator("#resolution")).to_have_text("640×360")
     expect(page.locator("#codec")).to_have_text("H264")
 
-    sessions = wait_for(lambda: (s := _sessions(server, "demo-1", headers)) and s[0]["state"] == "active" and s,
+    sessions = wait_for(lambda: (s := source_sessions(server, "demo-1", headers)) and s[0]["state"] == "active" and s,
                         5, what="an active session")
     assert len(sessions) == 1 and sessions[0]["kind"] == "whep", sessions
     assert sessions[0]["bytesSent"] > 0
@@ -127,19 +102,19 @@ def test_watch_with_auth_needs_the_token(icey, browser):
     server, headers = _demo(icey, {"ICEY_AUTH_TOKEN": TOKEN})
     assert server.get("/watch/nope").status == 200  # without the token: no answer about which ids exist
     assert server.get(f"/watch/nope?token={TOKEN}").status == 404
-    page = _new_page(browser)
+    page = new_page(browser)
     page.goto(f"{server.base}/?token={TOKEN}")
     expect(page.locator("#source-demo-2").get_by_role("link", name="Watch")).to_have_attribute(
         "href", f"/watch/demo-2?token={TOKEN}")
     page.goto(f"{server.base}/watch/demo-2?token={TOKEN}")
-    probe = _playing(page)
+    probe = wait_playing(page)
     assert probe["codec"] == "H264" and probe["videoWidth"] == 640, probe
-    wait_for(lambda: [s["state"] for s in _sessions(server, "demo-2", headers)] == ["active"], 5,
+    wait_for(lambda: [s["state"] for s in source_sessions(server, "demo-2", headers)] == ["active"], 5,
              what="the authorized session")
     page.close()
     wait_for(lambda: _ended(server, "demo-2", headers), 5, what="the session to end when the page closes")
 
-    page = _new_page(browser)
+    page = new_page(browser)
     api_calls: list[tuple[str, str, int]] = []
     page.on("response", lambda r: api_calls.append((r.request.method, r.url.split(server.base, 1)[-1], r.status)))
     page.goto(f"{server.base}/watch/demo-2")
@@ -150,7 +125,7 @@ def test_watch_with_auth_needs_the_token(icey, browser):
     expect(page.locator("#state")).to_have_text("error")
     assert ("POST", "/api/sources/demo-2/whep", 401) in api_calls, api_calls
     assert page.evaluate("window.probe()")["framesDecoded"] == 0
-    assert _sessions(server, "demo-2", headers) == []
+    assert source_sessions(server, "demo-2", headers) == []
     page.goto(f"{server.base}/")  # the list without the token says why it is empty
     expect(page.locator("#error")).to_contain_text("401 unauthorized")
     page.close()
@@ -160,9 +135,9 @@ def test_screenshot_shows_the_picture_and_closing_the_page_ends_the_session(icey
     import av
 
     server, headers = _demo(icey)
-    page = _new_page(browser)
+    page = new_page(browser)
     page.goto(server.base + "/watch/demo-3")
-    _playing(page)
+    wait_playing(page)
     shot = tmp_path / "video.png"
     page.locator("video").screenshot(path=str(shot))
     page.screenshot(path=str(tmp_path / "page.png"))

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.processes import free_port
 
 from protocol.version import VERSION
 
@@ -21,12 +22,6 @@ def run_cli(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subproc
     clean.update(env or {})
     return subprocess.run([sys.executable, "-m", "supervisor", *args], cwd=cwd, env=clean, capture_output=True,
                           text=True, timeout=30)
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def stderr_lines(result: subprocess.CompletedProcess[str]) -> list[str]:

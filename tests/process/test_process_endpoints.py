@@ -15,8 +15,7 @@ CHECK_ORDER = ["config", "ffmpeg", "web_root", "ports", "tls", "turn", "intellig
 @pytest.fixture
 def demo(icey):
     server = icey(["--demo", "--no-turn"])
-    wait_for(lambda: (st := server.status())["runtime"]["state"] == "running"
-             and all(s["state"] == "online" for s in st["sources"]), 20, what="demo online")
+    server.wait_all_online()
     return server
 
 

@@ -6,10 +6,9 @@ import socket
 import time
 
 from support.processes import until, wait_for
+from support.servers import LOOPBACK
 from support.sse import SseClient
 from support.webrtc_client import watch
-
-LOOPBACK = {"webrtc": {"hostAddresses": ["127.0.0.1"]}}
 
 
 def _server(icey):

@@ -35,8 +35,7 @@ class HealthWatcher(threading.Thread):
 
 def _demo(icey):
     server = icey(["--demo", "--no-turn"], config=FAST_RESTARTS)
-    wait_for(lambda: (st := server.status())["runtime"]["state"] == "running"
-             and all(s["state"] == "online" for s in st["sources"]), 20, what="online")
+    server.wait_all_online()
     return server
 
 

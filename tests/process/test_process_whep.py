@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 from support.processes import until, wait_for
+from support.servers import LOOPBACK
 from support.webrtc_client import wait_frames, watch
 
-LOOPBACK = {"webrtc": {"hostAddresses": ["127.0.0.1"]}}
 SDP = {"Content-Type": "application/sdp"}
 
 

@@ -8,26 +8,12 @@ import signal
 
 from support.media import ffprobe
 from support.processes import until
+from support.servers import LOOPBACK, record_server
 from support.webrtc_client import publish, wait_frames, watch
-
-LOOPBACK = {"webrtc": {"hostAddresses": ["127.0.0.1"]}}
-
-
-
-
-
-
-def _record_server(icey, tmp_path):
-    record_dir = tmp_path / "recordings"
-    config = {**LOOPBACK, "media": {"recordDir": str(record_dir)},
-              "sources": [{"id": "desk", "mode": "record"}]}
-    server = icey(["--no-turn"], config=config)
-    server.wait_source("desk", lambda s: s["state"] == "offline")  # the worker waits for a publisher
-    return server, record_dir
 
 
 async def test_record_clean_end(icey, tmp_path):
-    server, record_dir = _record_server(icey, tmp_path)
+    server, record_dir = record_server(icey, tmp_path)
     publisher = await publish(server.base, "desk")
     assert publisher.status == 201 and "/api/sources/desk/whip/" in publisher.location
     await until(lambda: server.source("desk")["state"] == "online", 5, what="publisher active")
@@ -48,7 +34,7 @@ async def test_record_clean_end(icey, tmp_path):
 
 
 async def test_record_survives_kill_of_the_worker(icey, tmp_path):
-    server, record_dir = _record_server(icey, tmp_path)
+    server, record_dir = record_server(icey, tmp_path)
     publisher = await publish(server.base, "desk")
     try:
         assert publisher.status == 201, publisher.body
@@ -105,7 +91,7 @@ async def test_relay_one_publisher_two_viewers(icey):
 
 
 def test_whip_errors(icey, tmp_path):
-    server, _ = _record_server(icey, tmp_path)
+    server, _ = record_server(icey, tmp_path)
     sdp = {"Content-Type": "application/sdp"}
     r = server.request("POST", "/api/sources/desk/whip", sdp, b"garbage")
     assert r.status == 400

@@ -11,7 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,15 @@ def children_of(pid: int) -> list[int]:
         if ppid == pid:
             found.append(int(entry.name))
     return found
+
+
+def kill_pids(pids: Iterable[int]) -> None:
+    """SIGKILL each of `pids` that still exists: the last resort of a cleanup."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def alive(pid: int) -> bool:
@@ -156,6 +165,11 @@ class IceyServer:
         return wait_for(lambda: (s := self.source(source_id, headers)) and predicate(s) and s, timeout,
                         what=f"source {source_id}")
 
+    def wait_all_online(self, timeout: float = 20.0) -> None:
+        """Until the runtime is running and every source is online."""
+        wait_for(lambda: (st := self.status())["runtime"]["state"] == "running"
+                 and all(s["state"] == "online" for s in st["sources"]), timeout, what="every source online")
+
     def children(self) -> dict[str, int]:
         """role -> pid, from the children's command lines (`-m api`, `-m workers ... --source-id X`)."""
         assert self.proc is not None
@@ -188,11 +202,7 @@ class IceyServer:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_pids(pids)
 
 
 class RtspCamera:
