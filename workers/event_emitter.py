@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from datetime import UTC, datetime
 
 from protocol.events import Event, EventData
 from protocol.ipc import SnapshotSocket
 from protocol.messages import EventMessage, encode
-
-
-def now_rfc3339() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+from protocol.times import rfc3339
 
 
 class EventEmitter:
@@ -22,7 +18,7 @@ class EventEmitter:
         self.counts: Counter[str] = Counter()
 
     def emit(self, type_: str, data: EventData | None = None, media_time: float | None = None) -> Event:
-        event = Event(source_id=self.source_id, type=type_, time=now_rfc3339(), media_time=media_time, data=data)
+        event = Event(source_id=self.source_id, type=type_, time=rfc3339(), media_time=media_time, data=data)
         self.loop.call_soon_threadsafe(self._send, event)
         return event
 
