@@ -4,14 +4,13 @@ HTTP Range (a browser can seek), HEAD and conditional GET (ETag, Last-Modified).
 
 A URL maps to exactly one root, so no URL reaches outside the recording directories:
 - `/artifacts/recordings/<source-id>/<file>` -> `<that source's record.dir>/<source-id>/<file>`
-  (continuous recording, workers/segment_recorder.py);
+  (continuous recording, workers/recording/segments.py);
 - `/artifacts/<rest>` -> `<media.recordDir>/<rest>` (snapshots, clips).
 Anything else (`..`, dot files, absolute paths, symlinks leading out of the root, directories,
 unknown file types) is a JSON 404.
 
-The segment list comes from the worker's `index.json` and `open.json` next to the segments
-(schema 1 of workers/segment_recorder.SegmentIndex, mirrored here so this process never
-imports PyAV); sizes come from the files themselves.
+The segment list comes from the worker's index next to the segments (protocol/recordings.py);
+sizes come from the files themselves.
 """
 
 from __future__ import annotations
@@ -22,15 +21,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
-import msgspec
 from quart import Blueprint, Response, request
 from quart.wrappers.response import FileBody
 from werkzeug.http import http_date, parse_range_header
 from werkzeug.sansio.http import is_resource_modified
 
-from api.context import parts
+from api.context import settings, source_or_404
 from api.responses import error_response, json_response
 from protocol.config import Settings, SourceSettings
+from protocol.recordings import RecordingItem, current_segments
 
 bp = Blueprint("artifacts", __name__)
 
@@ -41,69 +40,37 @@ CHUNK_BYTES = 256 * 1024
 _HEADERS = {"Cache-Control": "private, no-cache", "X-Content-Type-Options": "nosniff", "Accept-Ranges": "bytes"}
 
 
-class _Entry(msgspec.Struct, rename="camel", kw_only=True):
-    file: str
-    start: str
-    duration_sec: float = 0.0
-    bytes: int = 0
-    open: bool = False
-
-
-class _Index(msgspec.Struct, rename="camel", kw_only=True):
-    schema: int = 1
-    source_id: str = ""
-    segments: list[_Entry] = []
-
-
-def _settings() -> Settings:
-    return parts().settings
-
-
 def _not_found(detail: str = "no such artifact") -> Response:
     return error_response(404, "not_found", detail)
 
 
 def recording_dir(src: SourceSettings) -> Path:
-    return Path(src.record.dir or _settings().record_dir) / src.id
-
-
-def _decode(path: Path, kind: type):
-    try:
-        return msgspec.json.decode(path.read_bytes(), type=kind)
-    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
-        return None
+    return Path(src.record.dir or settings().record_dir) / src.id
 
 
 def _safe_name(name: str) -> bool:
     return bool(name) and "/" not in name and "\\" not in name and "\0" not in name and not name.startswith(".")
 
 
-def list_recordings(directory: Path, source_id: str) -> list[dict]:
+def list_recordings(directory: Path, source_id: str) -> list[RecordingItem]:
     """Blocking (reads the index, stats the files): run it in a thread."""
-    index: _Index | None = _decode(directory / "index.json", _Index)
-    entries = {e.file: e for e in (index.segments if index is not None else []) if _safe_name(e.file)}
-    live: _Entry | None = _decode(directory / "open.json", _Entry)
-    if live is not None and _safe_name(live.file) and live.open:
-        known = entries.get(live.file)
-        if known is None or known.open:  # a closed entry in the index is newer news than open.json
-            entries[live.file] = live
     items = []
-    for name in sorted(entries):
-        entry = entries[name]
+    for entry in current_segments(directory):
+        if not _safe_name(entry.file):
+            continue
         try:
-            size = (directory / name).stat().st_size
+            size = (directory / entry.file).stat().st_size
         except OSError:
             continue  # deleted by retention since the index was written
-        items.append({"start": entry.start, "durationSec": entry.duration_sec, "bytes": size,
-                      "url": f"/artifacts/{RECORDINGS}/{quote(source_id)}/{quote(name)}", "open": entry.open})
+        items.append(RecordingItem(start=entry.start, duration_sec=entry.duration_sec, bytes=size,
+                                   url=f"/artifacts/{RECORDINGS}/{quote(source_id)}/{quote(entry.file)}",
+                                   open=entry.open))
     return items
 
 
 @bp.get("/api/sources/<source_id>/recordings")
 async def recordings(source_id: str):
-    src = _settings().source(source_id)
-    if src is None:
-        return error_response(404, "not_found", f"no source with id '{source_id}'")
+    src = source_or_404(source_id)
     items = await asyncio.to_thread(list_recordings, recording_dir(src), src.id)
     return json_response({"itemCount": len(items), "items": items})
 
@@ -179,7 +146,7 @@ async def send_artifact(path: Path) -> Response:
 
 @bp.get("/artifacts/<path:rest>")
 async def artifact(rest: str):
-    path = await asyncio.to_thread(resolve_artifact, _settings(), rest)
+    path = await asyncio.to_thread(resolve_artifact, settings(), rest)
     if path is None:
         return _not_found()
     return await send_artifact(path)

@@ -1,4 +1,4 @@
-"""workers/segment_recorder.py driven like the reader drives it (no server): segment names, rolls
+"""workers/recording/segments.py driven like the reader drives it (no server): segment names, rolls
 at keyframes, a new segment per open, the index the API reads, recovery after a crash."""
 
 from __future__ import annotations
@@ -9,19 +9,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import av
+import msgspec
 import pytest
 from support.media import make_media_file
 
 from api.artifact_routes import list_recordings
 from protocol.config import RecordConfig, RetentionConfig
-from workers.recording.segments import (
-    INDEX_NAME,
-    OPEN_NAME,
-    SegmentRecorder,
-    parse_segment_name,
-    read_index,
-    segment_name,
-)
+from protocol.recordings import INDEX_NAME, OPEN_NAME, parse_segment_name, read_index, segment_name
+from workers.recording.segments import SegmentRecorder
 from workers.source.taps import SourceStreams
 from workers.source.timeline import Timeline
 
@@ -99,7 +94,7 @@ def test_rolls_at_keyframes_and_starts_anew_per_open(tmp_path, source_file):
     assert all(e.duration_sec == pytest.approx(2.0, abs=0.1) for e in index.segments)
     assert not (directory / OPEN_NAME).exists()
     # The API reads the same index.
-    items = list_recordings(directory, "cam")
+    items = msgspec.to_builtins(list_recordings(directory, "cam"))  # the JSON the API serves
     assert [i["url"] for i in items] == [f"/artifacts/recordings/cam/{s.name}" for s in segments]
     assert [i["bytes"] for i in items] == [s.stat().st_size for s in segments]
     assert items[0]["start"].endswith("Z") and items[0]["durationSec"] == index.segments[0].duration_sec
@@ -111,7 +106,7 @@ def test_open_segment_is_listed_and_recovered_after_a_crash(tmp_path, source_fil
     feed(crashed, source_file, Timeline(), close=False)  # never closed: what a kill -9 leaves
     directory = tmp_path / "rec" / "cam"
     (segment,) = directory.glob("*.mp4")
-    items = list_recordings(directory, "cam")
+    items = msgspec.to_builtins(list_recordings(directory, "cam"))  # the JSON the API serves
     assert len(items) == 1 and items[0]["open"] is True and items[0]["bytes"] == segment.stat().st_size
     assert (directory / OPEN_NAME).exists()
 

@@ -22,12 +22,12 @@ import threading
 import time
 import urllib.parse
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import av
 
 from protocol.config import RetentionConfig
+from protocol.times import rfc3339
 from workers.recording.retention import sweep
 
 log = logging.getLogger("icey.artifacts")
@@ -38,8 +38,7 @@ SWEEP_EVERY_SEC = 600.0
 
 def artifact_stamp(wall: float) -> str:
     """RFC 3339 UTC with milliseconds, `:` replaced by `-` (not allowed on every filesystem)."""
-    text = datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return text.replace(":", "-")
+    return rfc3339(wall).replace(":", "-")
 
 
 def artifact_name(source_id: str, wall: float, ext: str) -> str:

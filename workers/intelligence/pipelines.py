@@ -1,5 +1,5 @@
-"""Vision and speech of one source, always on, once per source (icey runs them per viewer, only
-while someone watches, and tells only that viewer: weak point 3).
+"""Vision and speech of one source, always on, once per source, whether anyone watches or not
+(the C++ icey-server runs them per viewer and tells only that viewer).
 
     reader thread --(taps: clone, enqueue)--> FrameDecoder threads (decode, sample)
         video: sampled frames -> bounded queue (vision.queueDepth, drop oldest) -> analysis thread:
@@ -23,8 +23,9 @@ from statistics import median
 import numpy as np
 
 from protocol.config import Settings, SourceSettings, SpeechConfig, VisionConfig
-from protocol.events import ArtifactData
+from protocol.events import ArtifactData, EventData
 from protocol.messages import SpeechStatus, VisionStatus
+from protocol.vocabulary import EventType
 from workers.event_emitter import EventEmitter
 from workers.intelligence.artifact_dir import ArtifactDir, ArtifactStore
 from workers.intelligence.clips import ClipRecorder
@@ -209,7 +210,7 @@ def build_intelligence(settings: Settings, src: SourceSettings, events: EventEmi
     if src.mode != "stream" or not (vision_cfg.enabled or speech_cfg.enabled):
         return None
 
-    def emit(type_: str, data, media_time: float | None) -> None:
+    def emit(type_: EventType, data: EventData | None, media_time: float | None) -> None:
         try:
             events.emit(type_, data, media_time)
         except RuntimeError:  # the event loop is gone: the worker is exiting

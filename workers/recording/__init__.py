@@ -1,0 +1,1 @@
+"""Writing a source's own packets to disk: continuous segments, WHIP recordings, retention."""
