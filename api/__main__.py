@@ -14,6 +14,7 @@ from hypercorn.config import Config
 from api.app import create_app
 from api.control_client import ControlClient
 from api.state_view import StateView, receive_forever
+from protocol import ipc
 from protocol.child import load_settings, run_child
 
 
@@ -22,7 +23,7 @@ def main() -> None:
     parser.add_argument("--runtime-dir", type=Path, required=True)
     parser.add_argument("--http-fd", type=int, required=True)
     args = parser.parse_args()
-    settings = load_settings(args.runtime_dir)
+    settings = load_settings(args.runtime_dir / ipc.API_SETTINGS_FILE)
 
     async def run() -> None:
         view = StateView()

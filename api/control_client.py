@@ -35,6 +35,7 @@ class _Channel:
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.IMMEDIATE, 1)  # queue only to a connected worker
         self.sock.setsockopt(zmq.SNDHWM, 64)
+        self.sock.setsockopt(zmq.MAXMSGSIZE, ipc.MAX_CONTROL_MESSAGE)
         self.sock.setsockopt(zmq.RECONNECT_IVL, 50)
         self.sock.setsockopt(zmq.RECONNECT_IVL_MAX, 100)
         self.sock.connect(endpoint)

@@ -128,7 +128,8 @@ class ApiView(msgspec.Struct, rename="camel"):
     pid: int
     restarts: int
     ipc_received: int
-    ipc_dropped: int
+    ipc_dropped: int  # undecodable
+    ipc_rejected: int  # a source's state or event from a process that is not its worker
 
 
 class TurnView(msgspec.Struct):
@@ -290,7 +291,8 @@ class Documents:
             sources=items,
             processes=Processes(
                 supervisor=SupervisorView(sup.pid if sup else None),
-                api=ApiView(os.getpid(), sup.api.restarts if sup else 0, self.view.received, self.view.dropped),
+                api=ApiView(os.getpid(), sup.api.restarts if sup else 0, self.view.received, self.view.dropped,
+                            self.view.rejected),
                 turn=TurnView(sup.turn.pid, sup.turn.state, sup.turn.restarts) if sup and sup.turn else None),
         )
 

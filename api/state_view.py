@@ -33,10 +33,21 @@ class StateView:
     workers: dict[str, Received] = field(default_factory=dict)
     received: int = 0
     dropped: int = 0
+    rejected: int = 0  # well-formed, but from a process that is not that source's worker
     events: EventStore = field(default_factory=EventStore)
 
+    def _from_its_worker(self, source_id: str, pid: int) -> bool:
+        """A source's state and events come only from the worker the supervisor started for it.
+        Before the supervisor has spoken, or while it restarts that worker, the documents' own
+        pid check applies when the state is read."""
+        sup = self.supervisor
+        if sup is None:
+            return True
+        proc = sup.workers.get(source_id)
+        return proc is not None and (proc.pid is None or proc.pid == pid)
+
     def apply(self, data: bytes, now: float) -> None:
-        """Merge one message; garbage and out-of-order snapshots are counted and dropped."""
+        """Merge one message; garbage, strangers and out-of-order snapshots are counted and dropped."""
         try:
             msg = decode_state(data)
         except (msgspec.DecodeError, msgspec.ValidationError):
@@ -44,12 +55,18 @@ class StateView:
             return
         self.received += 1
         if isinstance(msg, EventMessage):
+            if not self._from_its_worker(msg.event.source_id, msg.pid):
+                self.rejected += 1
+                return
             self.events.add(msg.event)
             return
         if isinstance(msg, SupervisorState):
             if self.supervisor is not None and msg.pid == self.supervisor.pid and msg.seq < self.supervisor.seq:
                 return
             self.supervisor, self.supervisor_at = msg, now
+            return
+        if not self._from_its_worker(msg.source_id, msg.pid):
+            self.rejected += 1
             return
         previous = self.workers.get(msg.source_id)
         if previous is not None:
@@ -63,6 +80,7 @@ async def receive_forever(view: StateView, runtime_dir: Path) -> None:
     ctx = zmq.asyncio.Context.instance()
     sock = ctx.socket(zmq.SUB)
     sock.setsockopt(zmq.RCVHWM, ipc.STATE_HWM * 4)
+    sock.setsockopt(zmq.MAXMSGSIZE, ipc.MAX_STATE_MESSAGE)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.SUBSCRIBE, b"")
     sock.bind(ipc.state_endpoint(runtime_dir))

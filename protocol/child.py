@@ -15,7 +15,6 @@ from pathlib import Path
 import msgspec
 
 from protocol.config import Settings
-from protocol.ipc import SETTINGS_FILE
 from protocol.logs import setup_logging
 from protocol.scrub import register_secrets, register_source_url
 
@@ -34,8 +33,9 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
-def load_settings(runtime_dir: Path) -> Settings:
-    settings = msgspec.json.decode((runtime_dir / SETTINGS_FILE).read_bytes(), type=Settings)
+def load_settings(path: Path) -> Settings:
+    """The settings the supervisor wrote for this child (the API's or one worker's)."""
+    settings = msgspec.json.decode(path.read_bytes(), type=Settings)
     register_secrets(settings.auth.token, settings.turn.secret)
     for src in settings.sources:
         register_source_url(src.url)

@@ -260,3 +260,11 @@ class Settings(_Camel):
 
     def source(self, source_id: str) -> SourceSettings | None:
         return next((s for s in self.sources if s.id == source_id), None)
+
+    def for_worker(self, source_id: str) -> Settings:
+        """What one source's worker may know: its own source, no API token, no TURN secret, no
+        other camera's URL (a worker parses untrusted media; what it does not hold cannot leak)."""
+        src = self.source(source_id)
+        return msgspec.structs.replace(
+            self, auth=AuthConfig(), turn=msgspec.structs.replace(self.turn, secret=""),
+            sources=[src] if src is not None else [])

@@ -11,9 +11,17 @@ from pathlib import Path
 import zmq
 import zmq.asyncio
 
-SETTINGS_FILE = "settings.json"
+API_SETTINGS_FILE = "settings-api.json"
 # Bounded queues: a stalled API must never block a worker (PUB drops past the HWM).
 STATE_HWM = 256
+# Bounded messages: a peer that sends more is disconnected by ZeroMQ before it is buffered.
+MAX_STATE_MESSAGE = 1 << 20  # a WorkerState with a few hundred sessions is ~100 KiB
+MAX_CONTROL_MESSAGE = 256 * 1024  # an SDP offer is refused above 64 KiB anyway
+MAX_SUBSCRIPTION_MESSAGE = 256  # what an XPUB hears: (un)subscribe frames
+
+
+def worker_settings_file(source_id: str) -> str:
+    return f"settings-worker-{source_id}.json"  # ids are [A-Za-z0-9_-], 64 at most
 
 
 def create_runtime_dir() -> Path:
@@ -59,6 +67,7 @@ class SnapshotSocket:
         self._async = zmq.asyncio.Context.instance().socket(zmq.XPUB)
         self._async.setsockopt(zmq.XPUB_VERBOSE, 1)
         self._async.setsockopt(zmq.SNDHWM, STATE_HWM)
+        self._async.setsockopt(zmq.MAXMSGSIZE, MAX_SUBSCRIPTION_MESSAGE)
         self._async.setsockopt(zmq.LINGER, 0)
         # Local ipc reconnects are cheap: retry fast so a starting API hears us within ~100 ms.
         self._async.setsockopt(zmq.RECONNECT_IVL, 50)

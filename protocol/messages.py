@@ -137,9 +137,11 @@ class SupervisorState(msgspec.Struct, tag="supervisor", kw_only=True):
 
 
 class EventMessage(msgspec.Struct, tag="event"):
-    """A SourceEvent on the state plane (events are not state: the API keeps a bounded backlog)."""
+    """A SourceEvent on the state plane (events are not state: the API keeps a bounded backlog).
+    `pid` is the sending worker's, checked like a WorkerState's."""
 
     event: SourceEvent
+    pid: int
 
 
 StateMessage = WorkerState | SupervisorState | EventMessage

@@ -54,10 +54,15 @@ class Service:
                           self.publish, raw_level=turn_relay.log_level) if binary else None
 
     def _write_settings(self) -> None:
-        path = self.runtime_dir / ipc.SETTINGS_FILE
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds secrets
-        with os.fdopen(fd, "wb") as f:
-            f.write(msgspec.json.encode(self.settings))
+        """The API gets everything; each worker only its own source, without the API token or the
+        TURN secret. Files are 0600: they hold secrets."""
+        files = {ipc.API_SETTINGS_FILE: self.settings}
+        files.update({ipc.worker_settings_file(src.id): self.settings.for_worker(src.id)
+                      for src in self.settings.sources})
+        for name, settings in files.items():
+            fd = os.open(self.runtime_dir / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(msgspec.json.encode(settings))
 
     def publish(self) -> None:
         self.seq += 1

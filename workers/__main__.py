@@ -14,6 +14,7 @@ from pathlib import Path
 
 import zmq.asyncio
 
+from protocol import ipc
 from protocol.child import load_settings, run_child
 from protocol.config import Settings, SourceSettings
 from protocol.events import SourceData
@@ -118,7 +119,7 @@ def main() -> None:
     parser.add_argument("--runtime-dir", type=Path, required=True)
     parser.add_argument("--source-id", required=True)
     args = parser.parse_args()
-    settings = load_settings(args.runtime_dir)
+    settings = load_settings(args.runtime_dir / ipc.worker_settings_file(args.source_id))
     src = settings.source(args.source_id)
     if src is None:
         raise SystemExit(f"unknown source id {args.source_id!r}")

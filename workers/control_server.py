@@ -37,6 +37,7 @@ class ControlServer:
                  reader: SourceReader | None, delivery: Delivery | None, sessions: SessionManager) -> None:
         self.sock = ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.MAXMSGSIZE, ipc.MAX_CONTROL_MESSAGE)
         self.sock.bind(ipc.control_endpoint(runtime_dir, source_index))
         self.source_id = source_id
         self.reader, self.delivery, self.sessions = reader, delivery, sessions

@@ -4,6 +4,7 @@ reader, the analysis threads); the send itself happens on the event loop, which 
 from __future__ import annotations
 
 import asyncio
+import os
 
 from protocol.events import EventData, SourceEvent
 from protocol.ipc import SnapshotSocket
@@ -22,4 +23,4 @@ class EventEmitter:
         return event
 
     def _send(self, event: SourceEvent) -> None:
-        self.sock.send(encode(EventMessage(event)))
+        self.sock.send(encode(EventMessage(event, os.getpid())))

@@ -136,7 +136,7 @@ def test_crashing_worker_traceback_reaches_the_log(icey, tmp_path):
     assert all(os.stat(f"/tmp/{d}").st_mode & 0o777 == 0o700 for d in mine)  # ...and is private
     pid = server.children()["worker:demo-2"]
     # Make the worker's settings unreadable for its next start: it crashes with a traceback.
-    settings = next(f"/tmp/{d}/settings.json" for d in mine if os.path.exists(f"/tmp/{d}/ctl-1.sock")
+    settings = next(f"/tmp/{d}/settings-worker-demo-2.json" for d in mine if os.path.exists(f"/tmp/{d}/ctl-1.sock")
                     and _owned_by(server, f"/tmp/{d}"))
     original = open(settings, "rb").read()
     open(settings, "wb").write(b"{garbage")
