@@ -1,12 +1,15 @@
-"""Request/reply to workers over their ROUTER sockets, with a timeout: a slow or dead worker
-gives the caller an error in bounded time, never a hung request."""
+"""Request/reply over ROUTER sockets, with a timeout: to each worker (the control channel) and to
+the supervisor (the supervisor channel). A slow or absent peer gives the caller an error in
+bounded time, never a hung request."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import msgspec
 import zmq
@@ -14,32 +17,42 @@ import zmq.asyncio
 
 from protocol import ipc
 from protocol.config import Settings
-from protocol.messages import ControlReply, ControlRequest, decode_reply, encode
+from protocol.messages import (
+    ControlReply,
+    ControlRequest,
+    SupervisorReply,
+    SupervisorRequest,
+    decode_reply,
+    decode_supervisor_reply,
+    encode,
+)
 
 log = logging.getLogger("icey.control")
 DEFAULT_TIMEOUT_SEC = 3.0
 CONNECT_GRACE_SEC = 1.0
+Reply = TypeVar("Reply")
 
 
-class WorkerUnavailable(Exception):
-    """No worker is connected to take the request (it is restarting or gone)."""
+class PeerUnavailable(Exception):
+    """Nobody is connected to take the request (a worker restarting or gone, the supervisor stopping)."""
 
 
-class WorkerTimeout(Exception):
-    """The worker took the request but did not answer in time."""
+class PeerTimeout(Exception):
+    """The peer took the request but did not answer in time."""
 
 
-class _Channel:
-    def __init__(self, ctx: zmq.asyncio.Context, endpoint: str) -> None:
+class _Channel(Generic[Reply]):
+    def __init__(self, ctx: zmq.asyncio.Context, endpoint: str, peer: str, decode: Callable[[bytes], Reply]) -> None:
         self.sock = ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.setsockopt(zmq.IMMEDIATE, 1)  # queue only to a connected worker
+        self.sock.setsockopt(zmq.IMMEDIATE, 1)  # queue only to a connected peer
         self.sock.setsockopt(zmq.SNDHWM, 64)
         self.sock.setsockopt(zmq.MAXMSGSIZE, ipc.MAX_CONTROL_MESSAGE)
         self.sock.setsockopt(zmq.RECONNECT_IVL, 50)
         self.sock.setsockopt(zmq.RECONNECT_IVL_MAX, 100)
         self.sock.connect(endpoint)
-        self.pending: dict[bytes, asyncio.Future[ControlReply]] = {}
+        self.peer, self.decode = peer, decode
+        self.pending: dict[bytes, asyncio.Future[Reply]] = {}
         self.ids = itertools.count(1)
         self.reader: asyncio.Task | None = None
 
@@ -52,39 +65,48 @@ class _Channel:
             if future is None or future.done():
                 continue  # a reply that arrived after its timeout
             try:
-                future.set_result(decode_reply(frames[1]))
+                future.set_result(self.decode(frames[1]))
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                future.set_exception(WorkerUnavailable(f"undecodable reply: {exc}"))
+                future.set_exception(PeerUnavailable(f"undecodable reply: {exc}"))
+
+    async def request(self, request: msgspec.Struct, timeout: float) -> Reply:
+        if self.reader is None or self.reader.done():
+            self.reader = asyncio.create_task(self.read_replies())
+        request_id = str(next(self.ids)).encode()
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self.pending[request_id] = future
+        deadline = asyncio.get_running_loop().time() + CONNECT_GRACE_SEC
+        while True:
+            try:
+                await self.sock.send_multipart([request_id, encode(request)], flags=zmq.NOBLOCK)
+                break
+            except zmq.Again:
+                # Not connected (yet): a peer that just started or restarted gets a moment.
+                if asyncio.get_running_loop().time() >= deadline:
+                    self.pending.pop(request_id, None)
+                    raise PeerUnavailable(f"{self.peer} is not connected") from None
+                await asyncio.sleep(0.02)
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise PeerTimeout(f"{self.peer} did not answer within {timeout:.1f}s") from None
+        finally:
+            self.pending.pop(request_id, None)
 
 
 class ControlClient:
     def __init__(self, settings: Settings, runtime_dir: Path) -> None:
         ctx = zmq.asyncio.Context.instance()
-        self.channels = {src.id: _Channel(ctx, ipc.control_endpoint(runtime_dir, src.index))
+        self.channels = {src.id: _Channel(ctx, ipc.control_endpoint(runtime_dir, src.index), f"worker {src.id}",
+                                          decode_reply)
                          for src in settings.sources}
+        self.supervisor = _Channel(ctx, ipc.supervisor_endpoint(runtime_dir), "the supervisor",
+                                   decode_supervisor_reply)
 
     async def request(self, source_id: str, request: ControlRequest,
                       timeout: float = DEFAULT_TIMEOUT_SEC) -> ControlReply:
-        channel = self.channels[source_id]
-        if channel.reader is None or channel.reader.done():
-            channel.reader = asyncio.create_task(channel.read_replies())
-        request_id = str(next(channel.ids)).encode()
-        future: asyncio.Future[ControlReply] = asyncio.get_running_loop().create_future()
-        channel.pending[request_id] = future
-        deadline = asyncio.get_running_loop().time() + CONNECT_GRACE_SEC
-        while True:
-            try:
-                await channel.sock.send_multipart([request_id, encode(request)], flags=zmq.NOBLOCK)
-                break
-            except zmq.Again:
-                # Not connected (yet): a worker that just started or restarted gets a moment.
-                if asyncio.get_running_loop().time() >= deadline:
-                    channel.pending.pop(request_id, None)
-                    raise WorkerUnavailable(f"worker {source_id} is not connected") from None
-                await asyncio.sleep(0.02)
-        try:
-            return await asyncio.wait_for(future, timeout)
-        except TimeoutError:
-            raise WorkerTimeout(f"worker {source_id} did not answer within {timeout:.1f}s") from None
-        finally:
-            channel.pending.pop(request_id, None)
+        return await self.channels[source_id].request(request, timeout)
+
+    async def ask_supervisor(self, request: SupervisorRequest,
+                             timeout: float = DEFAULT_TIMEOUT_SEC) -> SupervisorReply:
+        return await self.supervisor.request(request, timeout)

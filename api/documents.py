@@ -23,6 +23,7 @@ from protocol.messages import (
     VisionStatus,
     WorkerState,
 )
+from protocol.readiness import is_source_check, overall, source_check_name
 from protocol.scrub import public_value, scrub_text
 from protocol.version import PRODUCT, SERVICE, VERSION
 from protocol.vocabulary import ProcessState, RuntimeState
@@ -162,6 +163,13 @@ def _ms(seconds: float | None) -> int | None:
     return None if seconds is None else int(seconds * 1000)
 
 
+def given_up_detail(source_id: str, last_exit_code: int | None, next_try_ms: int | None) -> str:
+    """Why a given-up source will not serve, and what brings it back."""
+    when = f"; next automatic try in {next_try_ms / 1000:.0f}s" if next_try_ms is not None else ""
+    return (f"worker gave up after repeated crashes (last exit code {last_exit_code}){when}; "
+            f"POST /api/sources/{source_id}/restart starts it now")
+
+
 class Documents:
     def __init__(self, settings: Settings, view: StateView) -> None:
         self.settings = settings
@@ -170,7 +178,8 @@ class Documents:
 
     # -- per source -------------------------------------------------------------------------
 
-    def _process(self, src: SourceSettings) -> ProcessInfo | None:
+    def worker_process(self, src: SourceSettings) -> ProcessInfo | None:
+        """The supervisor's view of the source's worker process (None before its first state)."""
         sup = self.view.supervisor
         return sup.workers.get(src.id) if sup is not None else None
 
@@ -184,7 +193,7 @@ class Documents:
         return received.worker, received.at_mono
 
     def source_item(self, src: SourceSettings, now: float) -> SourceItem:
-        proc = self._process(src)
+        proc = self.worker_process(src)
         ws, at = self._worker_state(src, proc)
         proc_state = proc.state if proc is not None else "stopped"
         if proc_state == "given-up":
@@ -222,10 +231,10 @@ class Documents:
         )
 
     def source_check(self, src: SourceSettings, item: SourceItem) -> Check:
-        name = f"source:{src.id}"
+        name = source_check_name(src.id)
         if item.worker.state == "given-up":
-            return Check(name, "fail", f"worker gave up after repeated crashes (last exit code "
-                                       f"{item.worker.last_exit_code})")
+            return Check(name, "fail", given_up_detail(src.id, item.worker.last_exit_code,
+                                                       item.worker.next_restart_in_ms))
         if src.kind == "none" and src.mode != "stream":
             return Check(name, "pass", f"No configured media source required for {src.mode} mode")
         age = item.worker.last_heartbeat_age_ms
@@ -243,7 +252,7 @@ class Documents:
         return Check(name, "warn", detail)
 
     def sessions(self, src: SourceSettings) -> list[SessionInfo]:
-        proc = self._process(src)
+        proc = self.worker_process(src)
         ws, _ = self._worker_state(src, proc)
         return list(ws.sessions) if ws is not None else []
 
@@ -257,16 +266,20 @@ class Documents:
             return Check("ipc", "fail", f"No state from the supervisor for {age:.1f}s")
         return Check("ipc", "pass", f"Receiving state from the supervisor and {len(self.view.workers)} worker(s)")
 
-    def readiness(self, now: float) -> tuple[Readiness, list[SourceItem]]:
+    def readiness(self, now: float, only: SourceSettings | None = None) -> tuple[Readiness, list[SourceItem]]:
+        """The box's readiness by `ready.requireSources`; with `only`, that one source's (the
+        service checks and its own check)."""
         sup = self.view.supervisor
         items = [self.source_item(src, now) for src in self.settings.sources]
         checks = list(sup.checks) if sup else []
         checks += [self.source_check(src, item) for src, item in zip(self.settings.sources, items, strict=True)]
         checks.append(self._ipc_check(now))
+        require = self.settings.ready.require_sources
+        if only is not None:
+            checks = [c for c in checks if not is_source_check(c) or c.name == source_check_name(only.id)]
+            require = [only.id]
         degrading = sup.degrading_warnings if sup else []
-        ready = not any(c.result == "fail" for c in checks)
-        status = "error" if not ready else (
-            "degraded" if degrading or any(c.result == "warn" for c in checks) else "ok")
+        ready, status = overall(checks, degrading, require)
         doc = Readiness(status=status, ready=ready, mode=self.settings.mode,
                         checks=[Check(c.name, c.result, scrub_text(c.detail)) for c in checks],
                         warnings=[scrub_text(w) for w in (sup.warnings + sup.degrading_warnings if sup else [])])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from quart import Blueprint, request
 
 from api.auth import authorized
-from api.context import documents, settings
+from api.context import documents, settings, source_or_404
 from api.ice_servers import ice_servers, public_host
 from api.responses import json_response
 from api.turn_credentials import mint
@@ -22,8 +22,12 @@ async def health():
 
 @bp.get("/api/ready")
 async def ready():
+    """The box's readiness, or with `?source=<id>` that one source's (so a probe can watch the
+    camera it cares about)."""
     docs = documents()
-    doc, _ = docs.readiness(docs.now())
+    source_id = request.args.get("source")
+    only = source_or_404(source_id) if source_id is not None else None
+    doc, _ = docs.readiness(docs.now(), only)
     code = 200 if doc.ready else 503
     if not authorized(request, settings().auth.token):
         # A readiness probe carries no token: it still gets the right code, but no details.

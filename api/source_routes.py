@@ -1,15 +1,18 @@
-"""Per-source views: the list, one item, and the worker's live probe of its source."""
+"""Per-source views: the list, one item, the worker's live probe of its source; and restarting
+a source's worker."""
 
 from __future__ import annotations
 
-from quart import Blueprint
+from quart import Blueprint, request
 
-from api.context import ask_worker, documents, settings, source_or_404
+from api.auth import may_act
+from api.context import ApiError, ask_supervisor, ask_worker, documents, settings, source_or_404
 from api.responses import json_response
-from protocol.messages import DescribeRequest
+from protocol.messages import DescribeRequest, RestartSource
 
 bp = Blueprint("sources", __name__)
 PROBE_TIMEOUT_SEC = 3.0
+RESTART_TIMEOUT_SEC = 3.0  # the supervisor only records the request: it answers at once
 
 
 @bp.get("/api/sources")
@@ -30,3 +33,16 @@ async def get_source(source_id: str):
 async def probe_source(source_id: str):
     source_or_404(source_id)
     return json_response(await ask_worker(source_id, DescribeRequest(), PROBE_TIMEOUT_SEC))
+
+
+@bp.post("/api/sources/<source_id>/restart")
+async def restart_source(source_id: str):
+    """202: the supervisor starts the worker afresh (a given-up one comes back); follow
+    `Location` to watch it."""
+    if not may_act(request, settings().auth.token):
+        raise ApiError(403, "forbidden", "restarting a source needs the token, or without auth.token a client "
+                                         "on this host")
+    src = source_or_404(source_id)
+    reply = await ask_supervisor(RestartSource(source_id=src.id), RESTART_TIMEOUT_SEC)
+    location = f"/api/sources/{src.id}"
+    return json_response({"status": "accepted", "id": src.id, "detail": reply.detail}, 202, {"Location": location})

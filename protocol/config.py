@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import msgspec
 
-from protocol.vocabulary import Mode, SourceKindName
+from protocol.vocabulary import Mode, RequiredSources, SourceKindName
 
 MODES = ("stream", "record", "relay")
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error")
@@ -171,15 +171,25 @@ class WebRtcConfig(_Camel):
 
 
 class SupervisorConfig(_Camel):
-    """Restart policy knobs. Defaults suit production; tests shrink them."""
+    """Restart policy knobs. Defaults suit production; tests shrink them. A worker given up after
+    a crash loop is tried again after `givenUpRetrySec` (0: only on request), so a camera that
+    crashed its worker for a while comes back without an operator."""
 
     restart_initial_ms: int = 500
     restart_max_ms: int = 30_000
     stable_after_sec: float = 30.0
     crash_loop_limit: int = 5
     crash_loop_window_sec: float = 60.0
+    given_up_retry_sec: float = 300.0
     stop_timeout_sec: float = 5.0
     heartbeat_ms: int = 1000
+
+
+class ReadyConfig(_Camel):
+    """Which sources must be online for /api/ready to say 200 (new): "any" (one dead camera never
+    pulls a multi-camera box out of a load balancer), "all", or a list of source ids."""
+
+    require_sources: RequiredSources | list[str] = "any"
 
 
 class SourceEntry(_Camel):
@@ -209,6 +219,7 @@ class FileConfig(_Camel):
     web_root: str = "./web/dist"
     sources: list[SourceEntry] = []
     supervisor: SupervisorConfig = msgspec.field(default_factory=SupervisorConfig)
+    ready: ReadyConfig = msgspec.field(default_factory=ReadyConfig)
 
 
 # Per-source override blocks are typed by the matching media sub-struct for validation.
@@ -256,6 +267,7 @@ class Settings(_Camel):
     log_level: str
     sources: list[SourceSettings]
     supervisor: SupervisorConfig
+    ready: ReadyConfig
     warnings: list[str] = []
 
     def source(self, source_id: str) -> SourceSettings | None:

@@ -51,6 +51,10 @@ def state_endpoint(runtime_dir: Path) -> str:
     return f"ipc://{runtime_dir}/state.sock"
 
 
+def supervisor_endpoint(runtime_dir: Path) -> str:
+    return f"ipc://{runtime_dir}/supervisor.sock"
+
+
 def control_endpoint(runtime_dir: Path, source_index: int) -> str:
     # By index, not id: ipc paths are limited to ~107 bytes.
     return f"ipc://{runtime_dir}/ctl-{source_index}.sock"

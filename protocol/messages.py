@@ -3,6 +3,8 @@
 State plane (PUB -> the API's SUB): workers send `WorkerState`, the supervisor sends
 `SupervisorState`; each is a full snapshot, so a restarted API is whole again after one
 heartbeat. Control channel (API DEALER -> worker ROUTER): `ControlRequest` / `ControlReply`.
+Supervisor channel (API DEALER -> supervisor ROUTER): `SupervisorRequest` / `SupervisorReply`,
+for what only the supervisor can do to a process (restart a worker).
 Times named `*_mono` are CLOCK_MONOTONIC seconds, which all processes on one host share.
 """
 
@@ -214,10 +216,29 @@ class ControlError(msgspec.Struct, tag="error"):
 
 ControlReply = SourceDescription | SdpAnswer | Done | ControlError
 
+
+class RestartSource(msgspec.Struct, tag="restart-source"):
+    """Start this source's worker afresh: a given-up one comes back, a running one is stopped
+    and started again; either way its crash history is forgotten."""
+
+    source_id: str
+
+
+SupervisorRequest = RestartSource  # a union once the supervisor takes other requests
+
+
+class SupervisorReply(msgspec.Struct, kw_only=True):
+    """`error` is None when the request was accepted; `detail` says what was done or why not."""
+
+    error: ControlErrorCode | None = None
+    detail: str = ""
+
 _state_encoder = msgspec.msgpack.Encoder()
 _state_decoder = msgspec.msgpack.Decoder(StateMessage)
 _request_decoder = msgspec.msgpack.Decoder(ControlRequest)
 _reply_decoder = msgspec.msgpack.Decoder(ControlReply)
+_supervisor_request_decoder = msgspec.msgpack.Decoder(SupervisorRequest)
+_supervisor_reply_decoder = msgspec.msgpack.Decoder(SupervisorReply)
 
 encode = _state_encoder.encode
 
@@ -233,3 +254,11 @@ def decode_request(data: bytes) -> ControlRequest:
 
 def decode_reply(data: bytes) -> ControlReply:
     return _reply_decoder.decode(data)
+
+
+def decode_supervisor_request(data: bytes) -> SupervisorRequest:
+    return _supervisor_request_decoder.decode(data)
+
+
+def decode_supervisor_reply(data: bytes) -> SupervisorReply:
+    return _supervisor_reply_decoder.decode(data)

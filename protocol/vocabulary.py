@@ -16,6 +16,7 @@ DeliveryMode = Literal["passthrough", "transcode"]
 StreamType = Literal["video", "audio"]
 Mode = Literal["stream", "record", "relay"]
 SourceKindName = Literal["rtsp", "file", "device", "url", "demo", "none"]
+RequiredSources = Literal["any", "all"]  # ready.requireSources, when not a list of source ids
 ControlErrorCode = Literal["bad_request", "not_found", "conflict", "busy", "unavailable"]
 EventType = Literal["motion.start", "motion.end", "speech.start", "speech.stop", "snapshot", "clip",
                     "source.online", "source.offline", "session.opened", "session.closed"]

@@ -1,9 +1,11 @@
 """One supervised child process: spawn, relay its output to the log, restart it with backoff,
-give it up after a crash loop, stop it within a bound."""
+give it up after a crash loop (and try it again later), restart it on request, stop it within
+a bound."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -27,17 +29,20 @@ def exit_code(returncode: int) -> int:
 
 class Child:
     def __init__(self, role: str, argv: list[str], policy: RestartPolicy, on_change: Callable[[], None],
-                 pass_fds: tuple[int, ...] = (), raw_level: Callable[[str], str] = lambda line: "error") -> None:
+                 stop_timeout_sec: float, pass_fds: tuple[int, ...] = (),
+                 raw_level: Callable[[str], str] = lambda line: "error") -> None:
         self.role = role
         self.argv = argv
         self.raw_level = raw_level  # the level of an output line not in our format (a traceback; coturn)
         self.policy = policy
         self.on_change = on_change
         self.pass_fds = pass_fds
+        self.stop_timeout_sec = stop_timeout_sec
         self.info = ProcessInfo(role=role, pid=None, state="stopped")
         self.proc: asyncio.subprocess.Process | None = None
         self.stopping = False
         self.given_up = asyncio.Event()
+        self._restart = asyncio.Event()  # set by request_restart, cleared by the start it causes
 
     async def _spawn(self) -> asyncio.subprocess.Process:
         env = {**os.environ, SUPERVISOR_PID_ENV: str(os.getpid())}
@@ -63,32 +68,76 @@ class Child:
 
     async def keep_running(self) -> None:
         while not self.stopping:
+            self._restart.clear()  # this start answers any request made before it
             started = time.monotonic()
             self.proc = proc = await self._spawn()
             self.info.pid, self.info.state, self.info.started_mono = proc.pid, "running", started
             self.info.next_restart_mono = None
             self.on_change()
             relay = asyncio.create_task(self._relay_output(proc))
-            returncode = await proc.wait()
+            returncode = await self._run_until_exit(proc)
             await asyncio.wait({relay}, timeout=1.0)
             self.info.last_exit_code = exit_code(returncode)
             if self.stopping:
                 break
-            now = time.monotonic()
-            delay = self.policy.next_delay(now, now - started)
-            if delay is None:
-                self.info.state, self.info.pid = "given-up", None
-                log.error("%s exited with code %d; crash loop, giving up", self.role, self.info.last_exit_code)
-                self.on_change()
-                self.given_up.set()
-                return
-            self.info.state, self.info.pid, self.info.next_restart_mono = "restarting", None, now + delay
-            log.warning("%s exited with code %d; restarting in %.1fs", self.role, self.info.last_exit_code, delay)
-            self.on_change()
-            await asyncio.sleep(delay)
+            if self._restart.is_set():
+                log.info("%s stopped with code %d on request; starting it again", self.role,
+                         self.info.last_exit_code)
+            else:
+                await self._after_crash(time.monotonic(), started)
             self.info.restarts += 1
         self.info.state, self.info.pid = "stopped", None
         self.on_change()
+
+    async def _run_until_exit(self, proc: asyncio.subprocess.Process) -> int:
+        """The exit status; a restart request stops the process first."""
+        exited = asyncio.create_task(proc.wait())
+        asked = asyncio.create_task(self._restart.wait())
+        try:
+            await asyncio.wait({exited, asked}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            asked.cancel()
+        if not exited.done():
+            await self._terminate(proc)
+        return await exited
+
+    async def _after_crash(self, now: float, started: float) -> None:
+        """Wait out the backoff; after a crash loop, give up and wait for the slow retry (if any)
+        or a restart request, whichever comes first."""
+        delay = self.policy.next_delay(now, now - started)
+        code = self.info.last_exit_code
+        if delay is None:
+            retry = self.policy.given_up_retry_sec
+            self.info.state, self.info.pid = "given-up", None
+            self.info.next_restart_mono = now + retry if retry else None
+            log.error("%s exited with code %d; crash loop, giving up%s", self.role, code,
+                      f" (trying again in {retry:g}s)" if retry else "")
+            self.on_change()
+            self.given_up.set()
+            await self._pause(retry or None)
+            self.given_up.clear()
+            self.policy.reset()
+            if not self._restart.is_set():
+                log.warning("%s: trying again after giving up", self.role)
+            return
+        self.info.state, self.info.pid, self.info.next_restart_mono = "restarting", None, now + delay
+        log.warning("%s exited with code %d; restarting in %.1fs", self.role, code, delay)
+        self.on_change()
+        await self._pause(delay)
+
+    async def _pause(self, seconds: float | None) -> None:
+        """Sleep `seconds` (None: until asked); a restart request cuts it short."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._restart.wait(), seconds)
+
+    def request_restart(self) -> str:
+        """Start afresh now, its backoff and crash history forgotten: a running child is stopped
+        first, one waiting out its backoff or given up starts at once. Returns what happens."""
+        was = self.info.state
+        self.policy.reset()
+        self._restart.set()
+        log.warning("%s: restart requested (it was %s)", self.role, was)
+        return f"{self.role} was {was}; starting it again"
 
     def signal(self, sig: int) -> None:
         if self.proc is not None and self.proc.returncode is None:
@@ -97,16 +146,19 @@ class Child:
             except ProcessLookupError:
                 pass
 
-    async def stop(self, timeout: float) -> None:
-        """SIGTERM, then SIGKILL after `timeout`."""
+    async def stop(self) -> None:
+        """Stop for good: SIGTERM, then SIGKILL after the stop timeout."""
         self.stopping = True
         proc = self.proc
         if proc is None or proc.returncode is not None:
             return
+        await self._terminate(proc)
+
+    async def _terminate(self, proc: asyncio.subprocess.Process) -> None:
         self.signal(signal.SIGTERM)
         try:
-            await asyncio.wait_for(proc.wait(), timeout)
+            await asyncio.wait_for(proc.wait(), self.stop_timeout_sec)
         except TimeoutError:
-            log.warning("%s did not stop within %.1fs; killing it", self.role, timeout)
+            log.warning("%s did not stop within %.1fs; killing it", self.role, self.stop_timeout_sec)
             self.signal(signal.SIGKILL)
             await proc.wait()

@@ -21,6 +21,7 @@ from protocol.config import (
     SOURCE_OVERRIDE_TYPES,
     FileConfig,
     MediaConfig,
+    ReadyConfig,
     Settings,
     SourceEntry,
     SourceSettings,
@@ -147,6 +148,11 @@ def _validate(cfg: FileConfig, raw: dict, warnings: list[str]) -> None:
         if entry.mode is not None and entry.mode not in MODES:
             raise ConfigError(f"invalid sources[{i}].mode '{entry.mode}': expected stream, record, or relay")
         _effective_media(cfg, raw["sources"][i], f"sources[{i}].")
+    if cfg.ready.require_sources == []:
+        raise ConfigError('invalid ready.requireSources []: expected "any", "all", or a non-empty list of source ids')
+    if cfg.supervisor.given_up_retry_sec < 0:
+        raise ConfigError(f"invalid supervisor.givenUpRetrySec {cfg.supervisor.given_up_retry_sec}: "
+                          "expected 0 (never) or more")
     if cfg.turn.credential_ttl_seconds > MAX_TURN_TTL:
         warnings.append(f"turn.credentialTtlSeconds {cfg.turn.credential_ttl_seconds} clamped to {MAX_TURN_TTL}")
         cfg.turn.credential_ttl_seconds = MAX_TURN_TTL
@@ -271,6 +277,18 @@ def _resolve_sources(cfg: FileConfig, entries: list[tuple[SourceEntry, dict]]) -
     return resolved
 
 
+def _unknown_required_source(ready: ReadyConfig, sources: list[SourceSettings]) -> str | None:
+    """Checked once the sources are resolved: they may come from flags or env, not the file."""
+    if not isinstance(ready.require_sources, list):
+        return None
+    known = {s.id for s in sources}
+    for i, source_id in enumerate(ready.require_sources):
+        if source_id not in known:
+            return (f"unknown source id '{source_id}' at ready.requireSources[{i}] "
+                    f"(sources: {', '.join(sorted(known)) or 'none'})")
+    return None
+
+
 def load_settings(flags: Flags, env: typing.Mapping[str, str]) -> Settings:
     """Raises UsageError (2) for bad env/flag values and ConfigError (3) for a missing explicit
     config file. An invalid file does not raise: it is reported in `config_error` (so `--doctor`
@@ -303,9 +321,12 @@ def load_settings(flags: Flags, env: typing.Mapping[str, str]) -> Settings:
     if flags.demo:
         source_override = [*(source_override or []), *DEMO_SOURCES]
     sources = _resolve_sources(cfg, _source_entries(cfg, source_override, raw.get("sources") or []))
+    if error is None and (error := _unknown_required_source(cfg.ready, sources)) is not None:
+        cfg.ready = ReadyConfig()
     return Settings(
         config_path=str(path), config_exists=exists, config_error=error, http=cfg.http, tls=cfg.tls,
         auth=cfg.auth, turn=cfg.turn, stun=cfg.stun, webrtc=cfg.webrtc, web_root=cfg.web_root,
         record_dir=cfg.media.record_dir,
-        mode=cfg.media.mode, log_level=log_level, sources=sources, supervisor=cfg.supervisor, warnings=warnings,
+        mode=cfg.media.mode, log_level=log_level, sources=sources, supervisor=cfg.supervisor, ready=cfg.ready,
+        warnings=warnings,
     )

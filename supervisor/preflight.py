@@ -11,6 +11,7 @@ import urllib.parse
 
 import av
 
+from protocol import readiness
 from protocol.config import WILDCARD_HOSTS, Settings, SourceSettings
 from protocol.messages import Check
 from protocol.scrub import public_value, scrub_credentials
@@ -148,7 +149,7 @@ def _probe_remote(url: str, timeout: float = 2.0) -> str | None:
 
 def source_check(src: SourceSettings, probe_network: bool = False) -> Check:
     """The doctor's static view of one source; at runtime the API derives it from the worker."""
-    name = f"source:{src.id}"
+    name = readiness.source_check_name(src.id)
     if src.kind == "none":
         if src.mode == "stream":
             return Check(name, "fail", "stream mode requires --source or media.source")
@@ -171,19 +172,10 @@ def source_check(src: SourceSettings, probe_network: bool = False) -> Check:
     return Check(name, "pass", f"Using remote media source {shown}")
 
 
-def overall_status(checks: list[Check], degrading: list[str]) -> tuple[bool, str]:
-    ready = not any(c.result == "fail" for c in checks)
-    if not ready:
-        return False, "error"
-    if degrading or any(c.result == "warn" for c in checks):
-        return True, "degraded"
-    return True, "ok"
-
-
 def doctor_report(s: Settings) -> tuple[dict, bool]:
     checks = static_checks(s) + [source_check(src, probe_network=True) for src in s.sources]
     degrading = degrading_warnings(s)
-    ready, status = overall_status(checks, degrading)
+    ready, status = readiness.overall(checks, degrading, s.ready.require_sources)
     report = {
         "status": status, "ready": ready, "product": PRODUCT, "service": SERVICE, "version": VERSION,
         "mode": s.mode,

@@ -1,5 +1,5 @@
 """The running service: start the API and one worker per source, publish their lifecycle on
-the state plane, stop everything on SIGTERM/SIGINT."""
+the state plane, restart a worker when the API asks, stop everything on SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
@@ -17,10 +17,11 @@ import msgspec
 
 from protocol import ipc
 from protocol.config import Settings
-from protocol.messages import Check, SupervisorState, encode
+from protocol.messages import Check, SupervisorReply, SupervisorRequest, SupervisorState, encode
 from protocol.vocabulary import RuntimeState
 from supervisor import turn_relay
 from supervisor.children import Child
+from supervisor.control_server import SupervisorControl
 from supervisor.errors import EXIT_OK, EXIT_RUNTIME
 from supervisor.restart_policy import RestartPolicy
 
@@ -40,18 +41,22 @@ class Service:
         self.seq = 0
         self.pub = ipc.SnapshotSocket(self.runtime_dir)
         self.stop_requested = asyncio.Event()
+        self.control = SupervisorControl(self.runtime_dir, self.handle)
         cfg = settings.supervisor
+        stop_sec = cfg.stop_timeout_sec
         common = ["--runtime-dir", str(self.runtime_dir)]
+        # The API is never retried after giving up: the service stops instead (see run()).
         self.api = Child("api", [sys.executable, "-m", "api", *common, "--http-fd", str(http_socket.fileno())],
-                         RestartPolicy.from_config(cfg), self.publish, pass_fds=(http_socket.fileno(),))
+                         RestartPolicy.from_config(cfg, retry_given_up=False), self.publish, stop_sec,
+                         pass_fds=(http_socket.fileno(),))
         self.workers = {
             src.id: Child(f"worker:{src.id}", [sys.executable, "-m", "workers", *common, "--source-id", src.id],
-                          RestartPolicy.from_config(cfg), self.publish)
+                          RestartPolicy.from_config(cfg), self.publish, stop_sec)
             for src in settings.sources
         }
         binary = turn_relay.turnserver_path() if settings.turn.enabled else None
         self.turn = Child("turn", turn_relay.argv(settings, self.runtime_dir, binary), RestartPolicy.from_config(cfg),
-                          self.publish, raw_level=turn_relay.log_level) if binary else None
+                          self.publish, stop_sec, raw_level=turn_relay.log_level) if binary else None
 
     def _write_settings(self) -> None:
         """The API gets everything; each worker only its own source, without the API token or the
@@ -73,6 +78,15 @@ class Service:
             turn=self.turn.info if self.turn else None)
         self.pub.send(encode(state))
 
+    def handle(self, request: SupervisorRequest) -> SupervisorReply:
+        """A request from the API on the supervisor channel."""
+        child = self.workers.get(request.source_id)
+        if child is None:
+            return SupervisorReply(error="not_found", detail=f"no source with id '{request.source_id}'")
+        if self.runtime_state != "running":
+            return SupervisorReply(error="unavailable", detail=f"the service is {self.runtime_state}")
+        return SupervisorReply(detail=child.request_restart())
+
     async def _heartbeat(self) -> None:
         interval = self.settings.supervisor.heartbeat_ms / 1000
         while True:
@@ -85,7 +99,6 @@ class Service:
             self.publish()
 
     async def run(self) -> int:
-        self._write_settings()
         loop = asyncio.get_running_loop()
         signals = 0
         children = [self.api, *self.workers.values(), *([self.turn] if self.turn else [])]
@@ -102,8 +115,16 @@ class Service:
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal, sig)
+        # SIGHUP conventionally means "reload"; its default action would kill the supervisor and
+        # leave the runtime dir (and the secrets in settings.json) behind. Children run in their
+        # own sessions, so a terminal hangup never reaches them.
+        loop.add_signal_handler(signal.SIGHUP, lambda: log.warning(
+            "received SIGHUP: reloading the config is not supported yet; still running with the config "
+            "loaded at start (restart the service to apply changes)"))
+        self._write_settings()
         tasks = [asyncio.create_task(child.keep_running()) for child in children]
-        background = [asyncio.create_task(self._heartbeat()), asyncio.create_task(self._greet_subscribers())]
+        background = [asyncio.create_task(self._heartbeat()), asyncio.create_task(self._greet_subscribers()),
+                      asyncio.create_task(self.control.run())]
         self.runtime_state = "running"
         self.publish()
         api_given_up = asyncio.create_task(self.api.given_up.wait())
@@ -120,15 +141,14 @@ class Service:
         self.publish()
         for child in children:
             child.stopping = True  # a child that dies from here on is not restarted
-        timeout = self.settings.supervisor.stop_timeout_sec
         # Workers first so the API can still report them stopping; then the API.
-        await asyncio.gather(*(c.stop(timeout) for c in self.workers.values()),
-                             *([self.turn.stop(timeout)] if self.turn else []))
-        await self.api.stop(timeout)
+        await asyncio.gather(*(c.stop() for c in self.workers.values()), *([self.turn.stop()] if self.turn else []))
+        await self.api.stop()
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self.pub.close()
+        self.control.close()
         self.http_socket.close()
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
         log.info("stopped")

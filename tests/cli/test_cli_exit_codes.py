@@ -129,6 +129,8 @@ def test_missing_config_from_env_exits_3_even_with_doctor(tmp_path):
     ('{"http": {"port": 70000}}', "http.port"),
     ('{"media": {"mode": "bogus"}}', "media.mode"),
     ('{"sources": [{"id": "bad id!", "source": "rtsp://h/x"}]}', "sources[0].id"),
+    ('{"ready": {"requireSources": ["demo-1", "nope"]}}', "ready.requireSources[1]"),
+    ('{"ready": {"requireSources": "most"}}', "ready.requireSources"),
     ('{\n  "http": {\n    "port": 4500,\n  }\n}\n', "line 4"),
 ])
 def test_invalid_config_exits_3_with_one_line(tmp_path, content, key):
@@ -222,6 +224,17 @@ def test_doctor_missing_local_source_exits_1(tmp_path):
     assert sources[0]["result"] == "fail"
     assert "nonexistent.mp4" in sources[0]["detail"]
     assert report["ready"] is False
+
+
+def test_doctor_follows_require_sources(tmp_path):
+    args = ("--doctor", "--no-turn", "--source", "gone=/nonexistent.mp4", "--source", "pattern=demo://testsrc2")
+    result = run_cli(tmp_path, *args)
+    assert result.returncode == 0, result.stdout  # "any": the test pattern can serve
+    assert doctor_json(result)["status"] == "degraded"
+    (tmp_path / "all.json").write_text('{"ready": {"requireSources": "all"}}')
+    result = run_cli(tmp_path, "-c", "all.json", *args)
+    assert result.returncode == 1
+    assert doctor_json(result)["status"] == "error"
 
 
 def test_doctor_existing_local_source_passes(tmp_path):

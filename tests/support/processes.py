@@ -182,6 +182,22 @@ class IceyServer:
                 roles[f"worker:{argv[argv.index('--source-id') + 1]}"] = pid
         return roles
 
+    def crash_until_given_up(self, source_id: str, timeout: float = 10.0) -> dict:
+        """SIGKILL the source's worker, and each respawn, until the supervisor gives it up (after
+        `crashLoopLimit` deaths); returns the source item then."""
+        role = f"worker:{source_id}"
+        while self.source(source_id)["worker"]["state"] != "given-up":
+            pid = wait_for(lambda: self.children().get(role), timeout, what=f"{role} running")
+            os.kill(pid, signal.SIGKILL)
+            wait_for(lambda p=pid: self.children().get(role) not in (None, p)
+                     or self.source(source_id)["worker"]["state"] == "given-up", timeout, what="respawn or give up")
+        return self.source(source_id)
+
+    def runtime_dir(self) -> str:
+        """The private runtime dir, from the API's command line."""
+        argv = cmdline(self.children()["api"]).split()
+        return argv[argv.index("--runtime-dir") + 1]
+
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")
 

@@ -526,3 +526,42 @@ def test_artifact_folder_names_are_not_source_ids(tmp_path, reserved):
     assert settings.config_error is not None and reserved in settings.config_error
     with pytest.raises(UsageError):
         load_settings(parse_flags(["--source", f"{reserved}=rtsp://h/x"]), {})
+
+
+# -- ready.requireSources and supervisor.givenUpRetrySec ----------------------------------------
+
+
+def test_readiness_and_given_up_retry_defaults():
+    settings = load(["--demo"])
+    assert settings.ready.require_sources == "any"
+    assert settings.supervisor.given_up_retry_sec == 300.0
+
+
+@pytest.mark.parametrize("require", ["all", "any", ["b"], ["a", "b"]])
+def test_require_sources_accepts_any_all_or_known_ids(tmp_path, require):
+    data = {"sources": [{"id": "a", "source": "rtsp://h/x"}, {"id": "b", "source": "rtsp://h/y"}],
+            "ready": {"requireSources": require}}
+    settings = load(["-c", str(write_config(tmp_path, data))])
+    assert settings.config_error is None
+    assert settings.ready.require_sources == require
+
+
+def test_require_sources_ids_are_checked_against_the_sources_that_run(tmp_path):
+    """Flag sources replace the file's: ids that only the file knew no longer exist."""
+    data = {"sources": [{"id": "a", "source": "rtsp://h/x"}], "ready": {"requireSources": ["a"]}}
+    path = write_config(tmp_path, data)
+    assert load(["-c", str(path)]).config_error is None
+    settings = load(["-c", str(path), "--source", "front=rtsp://h/z"])
+    assert settings.config_error == "unknown source id 'a' at ready.requireSources[0] (sources: front)"
+    assert settings.ready.require_sources == "any"
+
+
+@pytest.mark.parametrize(("data", "fragment"), [
+    ({"ready": {"requireSources": "most"}}, "at ready.requireSources"),
+    ({"ready": {"requireSources": []}}, "invalid ready.requireSources []"),
+    ({"ready": {"requireSources": [3]}}, "at ready.requireSources[0]"),
+    ({"supervisor": {"givenUpRetrySec": -1}}, "invalid supervisor.givenUpRetrySec -1"),
+])
+def test_readiness_and_retry_errors_name_the_key(tmp_path, data, fragment):
+    settings = load(["-c", str(write_config(tmp_path, data)), "--demo"])
+    assert settings.config_error is not None and fragment in settings.config_error

@@ -66,3 +66,18 @@ def test_from_config_converts_milliseconds():
     p = RestartPolicy.from_config(cfg)
     assert (p.initial_sec, p.max_sec, p.stable_after_sec, p.crash_limit, p.window_sec) == (0.25, 1.0, 5.0, 4, 9.0)
     assert [p.next_delay(now=10.0 * i, ran_for=0.1) for i in range(4)] == [0.25, 0.5, 1.0, 1.0]
+
+
+def test_reset_forgets_the_backoff_and_the_crash_window():
+    p = policy(initial=0.5, limit=3, window=60.0)
+    assert [p.next_delay(now=0.0, ran_for=0.1), p.next_delay(now=1.0, ran_for=0.1)] == [0.5, 1.0]
+    p.reset()
+    assert p.next_delay(now=2.0, ran_for=0.1) == 0.5  # the third death in the window, but counted afresh
+    assert p.next_delay(now=3.0, ran_for=0.1) == 1.0
+    assert p.next_delay(now=4.0, ran_for=0.1) is None
+
+
+def test_given_up_retry_comes_from_config_unless_turned_off():
+    cfg = SupervisorConfig(given_up_retry_sec=120.0)
+    assert RestartPolicy.from_config(cfg).given_up_retry_sec == 120.0
+    assert RestartPolicy.from_config(cfg, retry_given_up=False).given_up_retry_sec == 0.0

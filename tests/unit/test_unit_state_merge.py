@@ -11,6 +11,7 @@ import pytest
 
 from api.documents import SILENT_HEARTBEATS, Documents
 from api.state_view import StateView
+from protocol.config import ReadyConfig
 from protocol.messages import (
     AudioInfo,
     Check,
@@ -170,16 +171,18 @@ def test_running_process_without_worker_state_is_starting(settings):
 def test_given_up_worker_is_failed_and_fails_the_check(settings):
     view = StateView()
     workers = both_running()
-    workers["cam"] = proc("cam", None, state="given-up", restarts=5, last_exit_code=139)
+    workers["cam"] = proc("cam", None, state="given-up", restarts=5, last_exit_code=139, next_restart_mono=250.0)
     view.apply(encode(supervisor(workers=workers)), now=10.0)
     docs = Documents(settings, view)
     src, item = item_of(docs, "cam", now=10.0)
     assert item.state == "failed"
     assert item.online is False
     assert item.worker.state == "given-up"
+    assert item.worker.next_restart_in_ms == 240_000  # the slow retry after giving up
     check = docs.source_check(src, item)
     assert (check.name, check.result) == ("source:cam", "fail")
     assert "139" in check.detail
+    assert "next automatic try in 240s" in check.detail and "POST /api/sources/cam/restart" in check.detail
 
 
 def test_online_worker_passes(settings):
@@ -305,6 +308,51 @@ def test_a_warning_check_makes_it_degraded(settings):
     view.apply(encode(worker("lobby", 12, 2, "reconnecting", last_error="eof")), now=10.0)
     doc = as_json(Documents(settings, view).readiness(now=10.0)[0])
     assert (doc["ready"], doc["status"]) == (True, "degraded")
+
+
+def given_up_cam(view: StateView) -> None:
+    workers = both_running()
+    workers["cam"] = proc("cam", None, state="given-up", restarts=5, last_exit_code=137)
+    view.apply(encode(supervisor(workers=workers)), now=10.0)
+    view.apply(encode(worker("lobby", 12, 1, "online", online_since="2024-05-01T10:00:00Z")), now=10.0)
+
+
+def test_a_given_up_source_leaves_the_box_ready_by_default(settings):
+    view = StateView()
+    given_up_cam(view)
+    doc = as_json(Documents(settings, view).readiness(now=10.0)[0])
+    assert (doc["ready"], doc["status"]) == (True, "degraded")  # the old rule said (False, "error")
+    assert next(c for c in doc["checks"] if c["name"] == "source:cam")["result"] == "fail"
+
+
+@pytest.mark.parametrize(("require", "ready"), [("any", True), ("all", False), (["lobby"], True), (["cam"], False)])
+def test_require_sources_names_the_sources_that_must_be_online(settings, require, ready):
+    view = StateView()
+    given_up_cam(view)
+    settings = msgspec.structs.replace(settings, ready=ReadyConfig(require_sources=require))
+    doc = as_json(Documents(settings, view).readiness(now=10.0)[0])
+    assert doc["ready"] is ready
+    assert doc["status"] == ("degraded" if ready else "error")
+
+
+def test_no_source_online_is_not_ready(settings):
+    view = StateView()
+    view.apply(encode(supervisor(workers=both_running())), now=10.0)
+    view.apply(encode(worker("cam", 11, 1, "reconnecting", last_error="refused")), now=10.0)
+    view.apply(encode(worker("lobby", 12, 1, "connecting")), now=10.0)
+    doc = as_json(Documents(settings, view).readiness(now=10.0)[0])
+    assert (doc["ready"], doc["status"]) == (False, "error")
+
+
+def test_one_source_readiness_has_the_service_checks_and_its_own(settings):
+    view = StateView()
+    given_up_cam(view)
+    docs = Documents(settings, view)
+    cam = as_json(docs.readiness(10.0, settings.source("cam"))[0])
+    lobby = as_json(docs.readiness(10.0, settings.source("lobby"))[0])
+    assert cam["ready"] is False and lobby["ready"] is True
+    assert [c["name"] for c in lobby["checks"]] == ["config", "ffmpeg", "ports", "source:lobby", "ipc"]
+    assert lobby["status"] == "ok"  # the dead camera is not this source's business
 
 
 def test_a_degrading_warning_makes_it_degraded(settings):
