@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from quart import Quart, request
+from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException
 
-from api import artifact_routes, event_routes, operator_routes, pages, source_routes, webrtc_routes
+from api import artifact_routes, cors, event_routes, local_writes, operator_routes, pages, source_routes, webrtc_routes
 from api.auth import OPEN_PATHS, authorized
 from api.context import ApiError, AppParts
 from api.control_client import ControlClient
 from api.documents import Documents
+from api.host_check import allowed_names, host_allowed
 from api.responses import error_response
 from api.state_view import StateView
 from protocol.config import Settings
@@ -19,7 +20,8 @@ _ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
 
 
 def create_app(settings: Settings, view: StateView, control: ControlClient) -> Quart:
-    app = Quart("icey-api")
+    # No static folder: Quart's default serves <cwd>/static at /static/<path>, without a token.
+    app = Quart("icey-api", static_folder=None)
     app.extensions["icey"] = AppParts(settings, Documents(settings, view), control, view.events)
     app.config.update(MAX_CONTENT_LENGTH=1 << 20)
     app.register_blueprint(operator_routes.bp)
@@ -28,6 +30,16 @@ def create_app(settings: Settings, view: StateView, control: ControlClient) -> Q
     app.register_blueprint(webrtc_routes.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(artifact_routes.bp)
+
+    names = allowed_names(settings)
+    origins = cors.normalized(settings.auth.allowed_origins)
+
+    @app.before_request
+    async def check_host():
+        if not host_allowed(request.host, names):
+            return error_response(421, "misdirected_request", f"Host {request.host!r} is not a name of this "
+                                  "server; add it to http.allowedHosts")
+        return None
 
     @app.before_request
     async def require_token():
@@ -39,6 +51,17 @@ def create_app(settings: Settings, view: StateView, control: ControlClient) -> Q
         if not authorized(request, settings.auth.token):
             return error_response(401, "unauthorized")
         return None
+
+    @app.before_request
+    async def local_writes_only_without_token():
+        if local_writes.refused(request, settings.auth.token):
+            return error_response(403, "forbidden", local_writes.DETAIL)
+        return None
+
+    @app.after_request
+    async def cors_headers(response: Response) -> Response:
+        cors.add_headers(response, request.headers.get("Origin"), origins)
+        return response
 
     @app.errorhandler(ApiError)
     async def api_error(exc: ApiError):

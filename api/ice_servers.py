@@ -20,11 +20,18 @@ def public_host(settings: Settings) -> str:
     return request.host.rsplit(":", 1)[0].strip("[]") if request.host else "127.0.0.1"
 
 
-def ice_servers(settings: Settings, docs: Documents, credentials: tuple[str, str]) -> list[dict]:
+def relay_credentials(settings: Settings, docs: Documents) -> tuple[str, str] | None:
+    """Fresh TURN credentials while coturn runs, else None."""
+    if settings.turn.active and docs.turn_running():
+        return mint(settings.turn)
+    return None
+
+
+def ice_servers(settings: Settings, credentials: tuple[str, str] | None) -> list[dict]:
     servers: list[dict] = []
     if settings.stun.urls:
         servers.append({"urls": list(settings.stun.urls)})
-    if settings.turn.enabled and docs.turn_running():
+    if credentials is not None:
         host, port = public_host(settings), settings.turn.port
         servers.append({"urls": [f"turn:{host}:{port}?transport=udp", f"turn:{host}:{port}?transport=tcp"],
                         "username": credentials[0], "credential": credentials[1]})
@@ -34,7 +41,7 @@ def ice_servers(settings: Settings, docs: Documents, credentials: tuple[str, str
 def link_headers(settings: Settings, docs: Documents) -> list[str]:
     """RFC 9725 section 4.6: the same servers as `Link: <url>; rel="ice-server"` values."""
     links = []
-    for server in ice_servers(settings, docs, mint(settings.turn)):
+    for server in ice_servers(settings, relay_credentials(settings, docs)):
         extra = ""
         if "username" in server:
             extra = (f'; username="{server["username"]}"; credential="{server["credential"]}"; '

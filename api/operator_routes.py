@@ -6,9 +6,8 @@ from quart import Blueprint, request
 
 from api.auth import authorized
 from api.context import documents, settings, source_or_404
-from api.ice_servers import ice_servers, public_host
+from api.ice_servers import ice_servers, public_host, relay_credentials
 from api.responses import json_response
-from api.turn_credentials import mint
 from protocol.version import PRODUCT, SERVICE, VERSION
 
 bp = Blueprint("operator", __name__)
@@ -43,15 +42,17 @@ async def status():
 
 @bp.get("/api/config")
 async def config():
+    """`turn.enabled` says whether a relay is there now; only then does the block carry credentials."""
     s = settings()
-    host = public_host(s)
-    username, credential = mint(s.turn)
+    credentials = relay_credentials(s, documents())
+    turn: dict = {"enabled": credentials is not None, "host": public_host(s), "port": s.turn.port}
+    if credentials is not None:
+        turn["username"], turn["credential"] = credentials
     return json_response({
         "status": "ok", "mode": s.mode, "product": PRODUCT, "service": SERVICE, "version": VERSION,
         "http": {"host": s.http.host, "scheme": "https" if s.tls.cert else "http", "tls": bool(s.tls.cert)},
-        "turn": {"enabled": s.turn.enabled, "host": host, "port": s.turn.port,
-                 "username": username, "credential": credential},
+        "turn": turn,
         "stun": {"urls": list(s.stun.urls)},
-        "iceServers": ice_servers(s, documents(), (username, credential)),
+        "iceServers": ice_servers(s, credentials),
         "sources": [{"id": src.id, "mode": src.mode} for src in s.sources],
     }, headers={"Cache-Control": "no-store"})

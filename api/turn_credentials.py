@@ -1,5 +1,6 @@
-"""TURN credentials for browsers: TURN REST style (time-limited HMAC) when `turn.secret` is
-set, else icey's demo pair (which the readiness report flags as degrading)."""
+"""TURN credentials for browsers, TURN REST style (coturn's `use-auth-secret`): username
+`<expiry>:<name>`, credential base64(HMAC-SHA1(secret, username)). There is no demo pair: the
+relay only runs with `turn.secret`, and credentials are only minted while it runs."""
 
 from __future__ import annotations
 
@@ -10,13 +11,10 @@ import time
 
 from protocol.config import TurnConfig
 
-DEMO_USERNAME = DEMO_CREDENTIAL = "icey"
 DEFAULT_TTL_SEC = 3600
 
 
 def mint(turn: TurnConfig, now: float | None = None) -> tuple[str, str]:
-    if not turn.secret:
-        return DEMO_USERNAME, DEMO_CREDENTIAL
     ttl = turn.credential_ttl_seconds if turn.credential_ttl_seconds > 0 else DEFAULT_TTL_SEC
     expiry = int((time.time() if now is None else now) + ttl)
     username = f"{expiry}:{turn.username or 'icey'}"

@@ -17,16 +17,7 @@ from protocol.messages import CloseSession, SdpAnswer, WhepOffer, WhipOffer
 bp = Blueprint("webrtc", __name__)
 OFFER_TIMEOUT_SEC = 10.0  # ICE gathering happens inside; STUN servers can take seconds
 CLOSE_TIMEOUT_SEC = 5.0
-CORS = {"Access-Control-Allow-Origin": "*",
-        "Access-Control-Allow-Methods": "POST, DELETE, PATCH, OPTIONS",
-        "Access-Control-Allow-Headers": "Authorization, Content-Type, X-Icey-Token, If-Match",
-        "Access-Control-Expose-Headers": "Location, Link, ETag, Accept-Patch"}
-
-
-@bp.after_request
-async def cors(response: Response) -> Response:
-    response.headers.update(CORS)
-    return response
+NO_STORE = {"Cache-Control": "no-store"}  # the Link headers may carry TURN credentials
 
 
 def _ice_links() -> list[str]:
@@ -48,7 +39,7 @@ async def _offer(source_id: str, kind: str):
     reply = await ask_worker(source_id, offer, OFFER_TIMEOUT_SEC)
     assert isinstance(reply, SdpAnswer)
     location = f"/api/sources/{source_id}/{kind}/{reply.session_id}"
-    headers = {"Location": location, "ETag": f'"{reply.session_id}"'}
+    headers = {"Location": location, "ETag": f'"{reply.session_id}"', **NO_STORE}
     if authorized(request, settings().auth.token):
         headers["Link"] = ", ".join(_ice_links())
     return Response(reply.sdp, status=201, content_type="application/sdp", headers=headers)
@@ -60,9 +51,9 @@ async def _close(source_id: str, session_id: str):
     return json_response({"status": "ok", "id": session_id})
 
 
-def _options(source_id: str) -> Response:
-    source_or_404(source_id)
-    headers = {"Accept-Post": "application/sdp", "Allow": "POST, OPTIONS"}
+def _options() -> Response:
+    """The same answer whatever the id: an unauthenticated OPTIONS must not tell which exist."""
+    headers = {"Accept-Post": "application/sdp", "Allow": "POST, OPTIONS", **NO_STORE}
     if authorized(request, settings().auth.token):  # a CORS preflight carries no token: no credentials
         links = _ice_links()
         if links:
@@ -74,7 +65,7 @@ def _options(source_id: str) -> Response:
           provide_automatic_options=False)
 async def offer(source_id: str, kind: str):
     if request.method == "OPTIONS":
-        return _options(source_id)
+        return _options()
     return await _offer(source_id, kind)
 
 

@@ -22,8 +22,12 @@ class _Camel(msgspec.Struct, rename="camel", omit_defaults=False):
 
 
 class HttpConfig(_Camel):
+    """`allowedHosts`: names (besides localhost, the bind host and any literal IP) that a
+    request's `Host` may carry; any other is refused, which stops DNS rebinding."""
+
     host: str = "0.0.0.0"
     port: int = 4500
+    allowed_hosts: list[str] = []
 
 
 class TlsConfig(_Camel):
@@ -32,6 +36,9 @@ class TlsConfig(_Camel):
 
 
 class AuthConfig(_Camel):
+    """`allowedOrigins`: the browser origins (`https://dash.example`) that get CORS headers;
+    no other origin does, and the server's own pages need none."""
+
     token: str = ""
     allowed_origins: list[str] = []
 
@@ -145,6 +152,12 @@ class MediaConfig(_Camel):
 
 
 class TurnConfig(_Camel):
+    """The coturn relay. It runs only when enabled *and* `secret` is set (no demo login): a relay
+    anyone can use is an open door into the LAN. Peers in private, loopback, link-local and
+    metadata ranges are refused unless listed in `allowPrivatePeers` (CIDRs); TCP relays are
+    off unless `allowTcpRelay`; quotas count allocations (0 = unlimited), `maxBps` is bytes/s
+    per session."""
+
     enabled: bool = True
     port: int = 3478
     realm: str = "0state.com"
@@ -152,7 +165,19 @@ class TurnConfig(_Camel):
     username: str = ""
     secret: str = ""
     credential_ttl_seconds: int = 3600
+    allow_private_peers: list[str] = []
+    allow_tcp_relay: bool = False
+    user_quota: int = 32
+    total_quota: int = 256
+    max_bps: int = 1_250_000
+    # icey's key, accepted so its configs load, but not honoured: it opened the relay to every
+    # private address. The loader warns when it is true.
     allow_local_relay: bool = False
+
+    @property
+    def active(self) -> bool:
+        """The one condition under which coturn runs and credentials are handed out."""
+        return self.enabled and bool(self.secret)
 
 
 class StunConfig(_Camel):

@@ -62,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     for warning in degrading:
         print(f"Warning: {warning}", file=sys.stderr)
     if not settings.auth.token:
-        print("Warning: ICEY_AUTH_TOKEN is not set; HTTP API access is open.", file=sys.stderr)
+        print("Warning: no auth token is set (auth.token / ICEY_AUTH_TOKEN): anyone who can reach the port can watch "
+              "and read the API; only clients on this host can publish, end sessions or change anything.",
+              file=sys.stderr)
     print(_banner(settings, "https" if settings.tls.cert else "http"), flush=True)
 
     from supervisor.service import Service

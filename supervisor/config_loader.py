@@ -7,6 +7,7 @@ list gives several. Every error names the offending key path; unknown keys only 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -28,6 +29,7 @@ from protocol.config import (
 )
 from protocol.source_kind import DEMO_SCHEME, classify
 from protocol.vocabulary import Mode
+from supervisor import one_line_values, secret_rules
 from supervisor.errors import ConfigError, UsageError
 from supervisor.flags import SOURCE_ID, Flags, check_log_level, check_mode, parse_port
 
@@ -156,6 +158,26 @@ def _validate(cfg: FileConfig, raw: dict, warnings: list[str]) -> None:
     if cfg.turn.credential_ttl_seconds > MAX_TURN_TTL:
         warnings.append(f"turn.credentialTtlSeconds {cfg.turn.credential_ttl_seconds} clamped to {MAX_TURN_TTL}")
         cfg.turn.credential_ttl_seconds = MAX_TURN_TTL
+    _validate_turn_relay(cfg, warnings)
+
+
+def _validate_turn_relay(cfg: FileConfig, warnings: list[str]) -> None:
+    turn = cfg.turn
+    for i, entry in enumerate(turn.allow_private_peers):
+        try:
+            net = ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ConfigError(f"invalid turn.allowPrivatePeers[{i}] {entry!r}: expected an IP address or CIDR"
+                              ) from None
+        if net.num_addresses == 1 and net.network_address.is_unspecified:
+            # coturn reads a lone 0.0.0.0 or :: as every address: this would allow all peers.
+            raise ConfigError(f"invalid turn.allowPrivatePeers[{i}] {entry!r}: not a peer address")
+    for key, value in (("userQuota", turn.user_quota), ("totalQuota", turn.total_quota), ("maxBps", turn.max_bps)):
+        if value < 0:
+            raise ConfigError(f"invalid turn.{key} {value}: expected 0 (no limit) or more")
+    if turn.allow_local_relay:
+        warnings.append("turn.allowLocalRelay is not honoured (it opened the relay to every private address); "
+                        "list the peers the relay may reach in turn.allowPrivatePeers")
 
 
 def _resolve_file_paths(cfg: FileConfig, base: Path, raw: dict) -> None:
@@ -291,8 +313,8 @@ def _unknown_required_source(ready: ReadyConfig, sources: list[SourceSettings]) 
 
 def load_settings(flags: Flags, env: typing.Mapping[str, str]) -> Settings:
     """Raises UsageError (2) for bad env/flag values and ConfigError (3) for a missing explicit
-    config file. An invalid file does not raise: it is reported in `config_error` (so `--doctor`
-    can show it) and the caller exits 3."""
+    config file, a weak secret or a value with a control character. An invalid file does not
+    raise: it is reported in `config_error` (so `--doctor` can show it) and the caller exits 3."""
     env_level = _env(env, "ICEY_LOG_LEVEL")
     log_level = flags.log_level or (check_log_level(env_level, "ICEY_LOG_LEVEL") if env_level else "info")
     explicit = flags.config or _env(env, "ICEY_CONFIG")
@@ -317,6 +339,9 @@ def load_settings(flags: Flags, env: typing.Mapping[str, str]) -> Settings:
             cfg, raw = FileConfig(), {}
     env_sources = _apply_env(cfg, env)
     _apply_flags(cfg, flags)
+    secret_rules.trim(cfg)
+    one_line_values.check(cfg)
+    secret_rules.check(cfg)
     source_override = [*flags.sources] if flags.sources else env_sources
     if flags.demo:
         source_override = [*(source_override or []), *DEMO_SOURCES]

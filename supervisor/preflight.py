@@ -20,7 +20,8 @@ from protocol.version import PRODUCT, SERVICE, VERSION
 from supervisor import turn_relay
 from supervisor.errors import PreflightError
 
-WARN_DEMO_TURN = "TURN is using demo credentials; configure turn.secret before exposing the server."
+WARN_TURN_NO_SECRET = ("TURN is enabled but turn.secret is not set, so no relay runs; set turn.secret (or "
+                       "ICEY_TURN_SECRET), or pass --no-turn.")
 WARN_NO_EXTERNAL_IP = ("TURN externalIp is unset; remote NAT traversal may fail outside local or "
                        "host-network testing.")
 WARN_TURN_OFF = "TURN is disabled; direct local/LAN calls may work, but remote NAT traversal will be limited."
@@ -50,8 +51,8 @@ def _check_web_root(s: Settings) -> Check:
 
 
 def _check_ports(s: Settings) -> Check:
-    if not s.turn.enabled:
-        return Check("ports", "pass", f"HTTP on {s.http.port}, TURN disabled")
+    if not s.turn.active:
+        return Check("ports", "pass", f"HTTP on {s.http.port}, TURN off")
     if s.turn.port == s.http.port:
         return Check("ports", "fail", "HTTP/WS port and TURN port must not be the same")
     return Check("ports", "pass", f"HTTP/WS on {s.http.port}, TURN on {s.turn.port}")
@@ -81,12 +82,15 @@ def _check_tls(s: Settings) -> Check:
 
 
 def _wildcard_without_external_ip(s: Settings) -> bool:
-    return s.turn.enabled and s.http.host in WILDCARD_HOSTS and not s.turn.external_ip
+    return s.turn.active and s.http.host in WILDCARD_HOSTS and not s.turn.external_ip
 
 
 def _check_turn(s: Settings) -> Check:
     if not s.turn.enabled:
         return Check("turn", "warn", "TURN relay disabled")
+    if not s.turn.secret:
+        return Check("turn", "warn", "TURN is enabled but turn.secret is not set; no relay runs (no demo login: "
+                                     "a relay anyone can use reaches into the LAN)")
     if turn_relay.turnserver_path() is None:
         return Check("turn", "warn", "TURN is enabled but coturn's turnserver is not installed; no relay runs "
                                      "(install coturn, or pass --no-turn)")
@@ -120,7 +124,7 @@ def static_checks(s: Settings) -> list[Check]:
 def degrading_warnings(s: Settings) -> list[str]:
     found = []
     if s.turn.enabled and not s.turn.secret:
-        found.append(WARN_DEMO_TURN)
+        found.append(WARN_TURN_NO_SECRET)
     if _wildcard_without_external_ip(s):
         found.append(WARN_NO_EXTERNAL_IP)
     if not s.turn.enabled:
@@ -212,7 +216,7 @@ def bind_http(s: Settings) -> socket.socket:
 
 
 def probe_turn_ports(s: Settings) -> None:
-    if not s.turn.enabled:
+    if not s.turn.active:
         return
     for kind, label in ((socket.SOCK_STREAM, "TURN"), (socket.SOCK_DGRAM, "TURN UDP")):
         try:

@@ -54,7 +54,7 @@ class Service:
                           RestartPolicy.from_config(cfg), self.publish, stop_sec)
             for src in settings.sources
         }
-        binary = turn_relay.turnserver_path() if settings.turn.enabled else None
+        binary = turn_relay.turnserver_path() if settings.turn.active else None
         self.turn = Child("turn", turn_relay.argv(settings, self.runtime_dir, binary), RestartPolicy.from_config(cfg),
                           self.publish, stop_sec, raw_level=turn_relay.log_level) if binary else None
 

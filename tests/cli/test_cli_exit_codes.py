@@ -15,6 +15,7 @@ from support.processes import free_port
 from protocol.version import VERSION
 
 STATIC_CHECKS = ["config", "ffmpeg", "web_root", "ports", "tls", "turn", "intelligence"]
+TURN_SECRET = {"ICEY_TURN_SECRET": "turn-secret-0123456789"}  # TURN only runs (and binds) with a secret
 
 
 def run_cli(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -201,16 +202,17 @@ def test_doctor_demo_is_ready_with_checks_in_order(tmp_path):
     assert result.stdout.startswith("{\n  ")  # 2-space indent
 
 
-def test_doctor_with_turn_on_is_degraded_by_demo_credentials(tmp_path):
+def test_doctor_with_turn_on_and_no_secret_is_degraded(tmp_path):
     result = run_cli(tmp_path, "--doctor", "--demo", "--port", "4500", "--turn-port", "3478")
     assert result.returncode == 0, result.stderr
     report = doctor_json(result)
     assert report["status"] == "degraded"
-    assert any("demo credentials" in w for w in report["warnings"])
+    assert any("turn.secret is not set" in w for w in report["warnings"])
+    assert check(report, "turn")["result"] == "warn"
 
 
 def test_doctor_same_http_and_turn_port_fails(tmp_path):
-    result = run_cli(tmp_path, "--doctor", "--demo", "--port", "5000", "--turn-port", "5000")
+    result = run_cli(tmp_path, "--doctor", "--demo", "--port", "5000", "--turn-port", "5000", env=TURN_SECRET)
     assert result.returncode == 1
     assert check(doctor_json(result), "ports")["result"] == "fail"
 
@@ -282,7 +284,7 @@ def test_turn_udp_port_in_use_exits_4(tmp_path):
         turn_port = busy.getsockname()[1]
         http_port = free_port()
         result = run_cli(tmp_path, "--host", "127.0.0.1", "--port", str(http_port), "--turn-port", str(turn_port),
-                         "--demo")
+                         "--demo", env=TURN_SECRET)
     assert result.returncode == 4
     assert "cannot bind TURN" in result.stderr
     assert str(turn_port) in result.stderr
@@ -294,7 +296,7 @@ def test_turn_tcp_port_in_use_exits_4(tmp_path):
         busy.listen(1)
         turn_port = busy.getsockname()[1]
         result = run_cli(tmp_path, "--host", "127.0.0.1", "--port", str(free_port()), "--turn-port",
-                         str(turn_port), "--demo")
+                         str(turn_port), "--demo", env=TURN_SECRET)
     assert result.returncode == 4
     assert "cannot bind TURN port" in result.stderr
 

@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from supervisor.config_loader import load_settings
+from supervisor.errors import ConfigError
 from supervisor.flags import parse_flags
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -416,6 +417,21 @@ def test_k8s_config_json_loads_cleanly(tmp_path):
     assert [s.kind for s in settings.sources] == ["rtsp", "rtsp"]
     assert settings.http.port == 4500 and settings.turn.port == 3478
     assert settings.record_dir == RECORD_DIR
+
+
+def test_k8s_placeholder_secret_is_refused(tmp_path):
+    """Applied unchanged, the manifest's placeholder Secret stops the server at start (exit 3),
+    naming the key; replaced by real values (with a Secret's trailing newline), it loads."""
+    path = tmp_path / "config.json"
+    path.write_text(_by_kind("ConfigMap")["data"]["config.json"])
+    flags = parse_flags([_container()["args"][0], str(path)])
+    with pytest.raises(ConfigError) as refused:
+        load_settings(flags, _by_kind("Secret")["stringData"])
+    assert refused.value.exit_code == 3 and "ICEY_AUTH_TOKEN" in refused.value.message
+    assert "placeholder" in refused.value.message
+    replaced = {name: f"{name.lower()}-0123456789abcdef\n" for name in SECRET_NAMES}
+    settings = load_settings(flags, replaced)
+    assert settings.auth.token == "icey_auth_token-0123456789abcdef" and settings.turn.active
 
 
 @pytest.mark.parametrize("mutate", [

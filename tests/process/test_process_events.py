@@ -92,10 +92,10 @@ async def test_a_client_that_never_reads_slows_no_one(icey):
 
 
 def test_events_need_the_token(icey):
-    server = icey(["--demo", "--no-turn"], env={"ICEY_AUTH_TOKEN": "tok-123456"})
+    server = icey(["--demo", "--no-turn"], env={"ICEY_AUTH_TOKEN": "tok-1234567890abcdef"})
     assert server.get("/api/events").status == 401
     assert server.get("/api/sources/demo-1/events").status == 401
-    client = SseClient(server.base + "/api/events?token=tok-123456")
+    client = SseClient(server.base + "/api/events?token=tok-1234567890abcdef")
     client.start()
     wait_for(lambda: client.status == 200, 5, what="authorized stream")
     client.close()

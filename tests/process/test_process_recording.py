@@ -17,7 +17,7 @@ import pytest
 from support.media import ffprobe, make_media_file
 from support.processes import IceyServer, wait_for
 
-TOKEN = "rec-t0ken"
+TOKEN = "rec-t0ken-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 DEMO = "demo://testsrc2?size=320x240&rate=25"  # a keyframe every second
 

@@ -195,13 +195,13 @@ def test_ice_servers_in_link_headers(icey):
     turn_port = free_port()
     server = icey(["--demo", "--turn-port", str(turn_port), "--turn-external-ip", "203.0.113.9"],
                   config={**LOOPBACK, "stun": {"urls": ["stun:stun.example.net:3478"]}},
-                  env={"ICEY_TURN_SECRET": "s3cr3t-turn"})
+                  env={"ICEY_TURN_SECRET": "s3cr3t-turn-0123456"})
     wait_for(lambda: (server.status()["processes"]["turn"] or {}).get("state") == "running", 10, what="turn")
     r = server.request("OPTIONS", "/api/sources/demo-1/whep")
     links = r.headers.get("link", "")
     assert '<stun:stun.example.net:3478>; rel="ice-server"' in links
     assert f"<turn:203.0.113.9:{turn_port}?transport=udp>" in links and 'credential-type="password"' in links
-    assert "s3cr3t-turn" not in links
+    assert "s3cr3t-turn-0123456" not in links
 
 
 @pytest.mark.parametrize("viewers", [3])

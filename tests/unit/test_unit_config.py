@@ -167,11 +167,13 @@ def test_env_and_flag_paths_are_used_as_given(tmp_path):
 
 
 def test_secrets_come_from_file_then_env(tmp_path):
-    path = write_config(tmp_path, {"auth": {"token": "file-token"}, "turn": {"secret": "file-secret"}})
+    path = write_config(tmp_path, {"auth": {"token": "file-token-0123456789"},
+                                   "turn": {"secret": "file-secret-0123456789"}})
     from_file = load(["-c", str(path)])
-    assert (from_file.auth.token, from_file.turn.secret) == ("file-token", "file-secret")
-    from_env = load(["-c", str(path)], {"ICEY_AUTH_TOKEN": "env-token", "ICEY_TURN_SECRET": "env-secret"})
-    assert (from_env.auth.token, from_env.turn.secret) == ("env-token", "env-secret")
+    assert (from_file.auth.token, from_file.turn.secret) == ("file-token-0123456789", "file-secret-0123456789")
+    from_env = load(["-c", str(path)], {"ICEY_AUTH_TOKEN": "env-token-0123456789",
+                                        "ICEY_TURN_SECRET": "env-secret-0123456789"})
+    assert (from_env.auth.token, from_env.turn.secret) == ("env-token-0123456789", "env-secret-0123456789")
 
 
 def test_set_but_empty_secret_env_clears_the_file_value(tmp_path):
@@ -307,14 +309,15 @@ def test_unknown_keys_warn_with_dotted_paths(tmp_path):
 
 def test_known_keys_do_not_warn(tmp_path):
     data = {
-        "http": {"host": "0.0.0.0", "port": 4500}, "tls": {"cert": "", "key": ""},
+        "http": {"host": "0.0.0.0", "port": 4500, "allowedHosts": ["cams.example"]}, "tls": {"cert": "", "key": ""},
         "auth": {"token": "", "allowedOrigins": ["https://x.example"]},
         "media": {"mode": "stream", "loop": True, "passthroughVideo": False, "recordDir": "rec",
                   "video": {"codec": "h264", "width": 640}, "audio": {"sampleRate": 48000},
                   "intelligence": {"vision": {"enabled": True, "motion": {"threshold": 0.1},
                                               "snapshots": {"enabled": True}}, "speech": {"enabled": False}}},
         "turn": {"enabled": True, "port": 3478, "realm": "r", "externalIp": "", "credentialTtlSeconds": 60,
-                 "allowLocalRelay": False},
+                 "allowLocalRelay": False, "allowPrivatePeers": ["127.0.0.1/32"], "allowTcpRelay": False,
+                 "userQuota": 8, "totalQuota": 64, "maxBps": 500000},
         "stun": {"urls": []}, "webRoot": "ui",
         "sources": [{"id": "a", "source": "rtsp://h/x", "mode": "stream", "loop": False,
                      "passthroughVideo": True, "video": {"fps": 15}, "intelligence": {"speech": {"enabled": True}}}],

@@ -53,7 +53,3 @@ def test_different_secrets_give_different_credentials():
     b = mint(TurnConfig(secret="two"), now=1000.0)
     assert a[0] == b[0]
     assert a[1] != b[1]
-
-
-def test_without_secret_the_demo_pair():
-    assert mint(TurnConfig(secret="", username="ignored")) == ("icey", "icey")
