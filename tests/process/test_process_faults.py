@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -113,7 +114,7 @@ def test_sighup_is_logged_and_the_service_keeps_running(icey):
     would leave the runtime dir with settings.json behind. Its children, coturn too, never see it."""
     demo = "demo://testsrc2?size=160x120&rate=10"
     server = icey(["--source", f"s1={demo}", "--source", f"s2={demo}", "--turn-port", str(free_port())],
-                  config=FAST_RESTARTS)
+                  config=FAST_RESTARTS, env={"ICEY_TURN_SECRET": "sighup-turn-secret-0123"})
     status = wait_for(lambda: ((s := server.status())["processes"]["turn"] or {}).get("state") == "running"
                       and all(x["state"] == "online" for x in s["sources"]) and s, 20, what="online, turn up")
     turn_pid = status["processes"]["turn"]["pid"]
@@ -149,7 +150,7 @@ def test_crashing_worker_traceback_reaches_the_log(icey, tmp_path):
     """A worker that dies on a Python exception: its traceback is in the supervisor's stderr,
     framed with the worker's role, and the worker is restarted."""
     server = _demo(icey)
-    runtime_dirs = [p for p in os.listdir("/tmp") if p.startswith("icey-")]
+    runtime_dirs = [p for p in os.listdir("/tmp") if re.fullmatch(r"icey-\d+-\w+", p)]
     assert runtime_dirs  # the private runtime dir exists...
     mine = [d for d in runtime_dirs if os.stat(f"/tmp/{d}").st_uid == os.getuid()]
     assert all(os.stat(f"/tmp/{d}").st_mode & 0o777 == 0o700 for d in mine)  # ...and is private

@@ -16,7 +16,7 @@ SMALL_DEMO = "demo://testsrc2?size=160x120&rate=10"  # cheap to encode: these te
 FAST = {"restartInitialMs": 300, "restartMaxMs": 600, "crashLoopLimit": 3, "crashLoopWindowSec": 60,
         "heartbeatMs": 500, "givenUpRetrySec": 0}
 SDP = {"Content-Type": "application/sdp"}
-TOKEN = "restart-token-7"
+TOKEN = "restart-token-0123456789"
 
 
 def sources(*ids: str) -> list[str]:
