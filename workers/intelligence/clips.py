@@ -24,6 +24,7 @@ from protocol.events import ArtifactData
 from workers.intelligence.artifact_dir import PART, ArtifactDir, ArtifactStore
 from workers.recording.whip_recorder import FRAGMENTED
 from workers.source.taps import SourceStreams, clone_packet
+from workers.threads import GUARD
 
 log = logging.getLogger("icey.clips")
 
@@ -91,7 +92,7 @@ class ClipRecorder:
         self._pending_deadline: float | None = None
         self._frame_interval = 1 / 30
         self._stopping = False
-        self._thread = threading.Thread(target=self._run, name=f"clips-{source_id}", daemon=True)
+        self._thread = GUARD.thread(f"clips-{source_id}", self._run)
 
     @property
     def active(self) -> bool:

@@ -26,12 +26,14 @@ from protocol.config import Settings, SourceSettings, SpeechConfig, VisionConfig
 from protocol.events import ArtifactData
 from protocol.messages import SpeechStatus, VisionStatus
 from workers.event_emitter import EventEmitter
+from workers.fault_injection import fault_point
 from workers.intelligence.artifact_dir import ArtifactDir, ArtifactStore
 from workers.intelligence.clips import ClipRecorder
 from workers.intelligence.decoder import AUDIO_RATE, BoundedQueue, FrameDecoder, SampledFrame
 from workers.intelligence.motion import MotionDetector, MotionEvent
 from workers.intelligence.snapshots import SnapshotWriter
 from workers.intelligence.voice import VoiceActivityDetector
+from workers.threads import GUARD
 
 log = logging.getLogger("icey.intelligence")
 
@@ -53,7 +55,7 @@ class VisionPipeline:
         self._done: deque[float] = deque()
         self._latency_ms: deque[float] = deque(maxlen=25)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="vision", daemon=True)
+        self._thread = GUARD.thread("vision", self._run)
 
     # from the decoder's video thread
     def offer(self, frame: SampledFrame) -> None:
@@ -71,6 +73,7 @@ class VisionPipeline:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            fault_point("vision")
             try:
                 self._step()
             except Exception:  # a bug must not end the analysis for good

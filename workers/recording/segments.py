@@ -36,6 +36,7 @@ from workers.recording.retention import sweep
 from workers.recording.whip_recorder import FRAGMENTED
 from workers.source.h264 import NAL_PPS, NAL_SPS, nal_type, nal_units
 from workers.source.taps import SourceStreams, clone_packet
+from workers.threads import GUARD
 
 log = logging.getLogger("icey.recording")
 
@@ -177,8 +178,7 @@ class SegmentRecorder:
 
     def start(self) -> None:
         log.info("recording to %s in segments of %gs", self.directory, self.segment_seconds)
-        self._thread = threading.Thread(target=self._retention_loop, name=f"retention-{self.source_id}",
-                                        daemon=True)
+        self._thread = GUARD.thread(f"retention-{self.source_id}", self._retention_loop)
         self._thread.start()
 
     def stop(self) -> None:
