@@ -25,6 +25,7 @@ from protocol.messages import (
 )
 from protocol.readiness import is_source_check, overall, source_check_name
 from protocol.scrub import public_value, scrub_text
+from protocol.times import rfc3339
 from protocol.version import PRODUCT, SERVICE, VERSION
 from protocol.vocabulary import ProcessState, RuntimeState
 
@@ -43,6 +44,7 @@ class Media(msgspec.Struct, rename="camel"):
     video: VideoInfo | None
     audio: AudioInfo | None
     last_packet_age_ms: int | None
+    dropped_units: int  # malformed units dropped while the stream went on
 
 
 class Sessions(msgspec.Struct):
@@ -74,7 +76,8 @@ class SourceItem(msgspec.Struct, rename="camel"):
     online_since: str | None
     last_error: str | None
     next_retry_at: str | None
-    reconnects: int
+    reconnects: int  # outages
+    reconnect_attempts: int
     media: Media
     sessions: Sessions
     worker: WorkerView
@@ -200,6 +203,8 @@ class Documents:
             state = "failed"
         elif ws is None:
             state = "starting" if proc_state in ("running", "restarting") or proc is None else "stopped"
+        elif proc_state == "restarting" and ws.source.state != "failed":
+            state = "starting"  # the worker is gone: its last word (online, stalled) no longer holds
         else:
             state = ws.source.state
         online = state == "online"
@@ -213,10 +218,12 @@ class Documents:
             last_error=scrub_text(ws.source.last_error) if ws and ws.source.last_error else None,
             next_retry_at=ws.source.next_retry_at if ws and not online else None,
             reconnects=ws.source.reconnects if ws else 0,
+            reconnect_attempts=ws.source.reconnect_attempts if ws else 0,
             media=Media(video=ws.source.video if ws and online else None,
                         audio=ws.source.audio if ws and online else None,
                         last_packet_age_ms=_ms(now - ws.source.last_packet_mono)
-                        if ws and ws.source.last_packet_mono else None),
+                        if ws and ws.source.last_packet_mono else None,
+                        dropped_units=ws.source.dropped_units if ws else 0),
             sessions=sessions,
             worker=WorkerView(
                 pid=proc.pid if proc else None, state=proc_state, restarts=proc.restarts if proc else 0,
@@ -237,6 +244,9 @@ class Documents:
                                                        item.worker.next_restart_in_ms))
         if src.kind == "none" and src.mode != "stream":
             return Check(name, "pass", f"No configured media source required for {src.mode} mode")
+        if item.worker.state == "restarting":
+            detail = f"worker exited with code {item.worker.last_exit_code}; restarting"
+            return Check(name, "warn", f"{detail}: {item.last_error}" if item.last_error else detail)
         age = item.worker.last_heartbeat_age_ms
         if age is not None and age > SILENT_HEARTBEATS * self.heartbeat_sec * 1000:
             return Check(name, "warn", f"worker has been silent for {age / 1000:.1f}s")
@@ -244,6 +254,12 @@ class Documents:
             return Check(name, "pass", f"Online since {item.online_since}")
         if item.state == "failed":
             return Check(name, "fail", item.last_error or "source failed")
+        if item.state == "stalled":
+            age_ms = item.media.last_packet_age_ms
+            if age_ms is None:
+                return Check(name, "warn", "Source stalled: no packet yet; reconnecting")
+            return Check(name, "warn", f"Source stalled: no packet since {rfc3339(time.time() - age_ms / 1000)} "
+                                       f"({age_ms / 1000:.1f}s ago); reconnecting")
         detail = f"Source is {item.state}"
         if item.last_error:
             detail += f": {item.last_error}"

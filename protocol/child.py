@@ -42,12 +42,13 @@ def load_settings(path: Path) -> Settings:
     return settings
 
 
-def run_child(role: str, level: str, main: Callable[[], Awaitable[None]]) -> None:
-    """Run `main` until it returns or SIGTERM/SIGINT arrives; a stuck shutdown is cut short."""
+def run_child(role: str, level: str, main: Callable[[], Awaitable[int | None]]) -> None:
+    """Run `main` until it returns or SIGTERM/SIGINT arrives; a stuck shutdown is cut short.
+    The process exits with what `main` returns (0 when it returns None or is stopped)."""
     die_with_parent()
     log = setup_logging(role, level)
 
-    async def runner() -> None:
+    async def runner() -> int | None:
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         assert task is not None
@@ -60,12 +61,14 @@ def run_child(role: str, level: str, main: Callable[[], Awaitable[None]]) -> Non
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop)
         try:
-            await main()
+            return await main()
         except asyncio.CancelledError:
-            pass
+            return None
 
     try:
-        asyncio.run(runner())
+        code = asyncio.run(runner())
     except Exception:
         logging.getLogger("icey").exception("%s crashed", role)
         sys.exit(1)
+    if code:
+        sys.exit(code)

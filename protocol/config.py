@@ -145,6 +145,9 @@ class MediaConfig(_Camel):
     # delivers (browser-ready H.264 always passes through; the rest is transcoded once).
     passthrough_video: bool = False
     max_viewers: int = 64
+    # An online source that delivers no packet for this long is `stalled` and reconnected. Unset:
+    # 5 s for live sources, for files max(5 s, 3 frame intervals) (see workers/source/watchdog.py).
+    stall_timeout_sec: float | None = None
     record: RecordConfig = msgspec.field(default_factory=RecordConfig)
     video: VideoConfig = msgspec.field(default_factory=VideoConfig)
     audio: AudioConfig = msgspec.field(default_factory=AudioConfig)
@@ -227,6 +230,7 @@ class SourceEntry(_Camel):
     loop: bool | None = None
     passthrough_video: bool | None = None
     max_viewers: int | None = None
+    stall_timeout_sec: float | None = None
     record: dict | None = None
     video: dict | None = None
     audio: dict | None = None
@@ -268,6 +272,7 @@ class SourceSettings(_Camel):
     mode: Mode
     loop: bool
     max_viewers: int
+    stall_timeout_sec: float | None  # None: derived from the source (see workers/source/watchdog.py)
     record: RecordConfig
     video: VideoConfig
     audio: AudioConfig

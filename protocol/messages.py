@@ -90,10 +90,12 @@ class SourceStatus(msgspec.Struct, rename="camel", kw_only=True):
     online_since: str | None = None  # RFC 3339 UTC
     last_error: str | None = None  # already scrubbed by the worker
     next_retry_at: str | None = None  # RFC 3339 UTC
-    reconnects: int = 0
+    reconnects: int = 0  # outages: times an open source was lost
+    reconnect_attempts: int = 0  # reopenings tried, successful or not
     video: VideoInfo | None = None
     audio: AudioInfo | None = None
     last_packet_mono: float | None = None
+    dropped_units: int = 0  # packets a tap could not take (malformed): dropped, the stream went on
 
 
 class WorkerState(msgspec.Struct, tag="worker", kw_only=True):

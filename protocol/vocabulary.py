@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-SourceState = Literal["starting", "connecting", "online", "reconnecting", "offline", "failed", "stopped"]
+# `stalled`: open, but no packet for the stall timeout (the worker is making its reader reconnect).
+SourceState = Literal["starting", "connecting", "online", "stalled", "reconnecting", "offline", "failed", "stopped"]
 SessionKind = Literal["whep", "whip"]
 SessionState = Literal["connecting", "active", "disconnected", "closed"]
 ProcessState = Literal["running", "restarting", "given-up", "stopped"]

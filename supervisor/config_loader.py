@@ -116,6 +116,11 @@ def _check_port(value: int, key: str) -> None:
         raise ConfigError(f"invalid {key} {value}: expected 1..65535")
 
 
+def _check_stall_timeout(value: float | None, key: str) -> None:
+    if value is not None and not value > 0:
+        raise ConfigError(f"invalid {key} {value:g}: expected a number of seconds above 0")
+
+
 def _read_file(path: Path) -> tuple[dict, list[str]]:
     """The raw file and its warnings; raises ConfigError with the reason icey would give."""
     try:
@@ -136,6 +141,7 @@ def _validate(cfg: FileConfig, raw: dict, warnings: list[str]) -> None:
     _check_port(cfg.turn.port, "turn.port")
     if cfg.media.mode not in MODES:
         raise ConfigError(f"invalid media.mode '{cfg.media.mode}': expected stream, record, or relay")
+    _check_stall_timeout(cfg.media.stall_timeout_sec, "media.stallTimeoutSec")
     seen: set[str] = set()
     for i, entry in enumerate(cfg.sources):
         if entry.id and not SOURCE_ID.fullmatch(entry.id):
@@ -147,6 +153,7 @@ def _validate(cfg: FileConfig, raw: dict, warnings: list[str]) -> None:
         if entry.id and entry.id in seen:
             raise ConfigError(f"duplicate sources[{i}].id '{entry.id}'")
         seen.add(entry.id)
+        _check_stall_timeout(entry.stall_timeout_sec, f"sources[{i}].stallTimeoutSec")
         if entry.mode is not None and entry.mode not in MODES:
             raise ConfigError(f"invalid sources[{i}].mode '{entry.mode}': expected stream, record, or relay")
         _effective_media(cfg, raw["sources"][i], f"sources[{i}].")
@@ -291,6 +298,7 @@ def _resolve_sources(cfg: FileConfig, entries: list[tuple[SourceEntry, dict]]) -
             id=source_id, index=n, url=entry.source, kind=kind.kind, remote=kind.remote, live=kind.live,
             mode=cast(Mode, entry.mode or cfg.media.mode), loop=loop and not kind.live,  # checked in _validate
             max_viewers=media.max_viewers if entry.max_viewers is None else entry.max_viewers,
+            stall_timeout_sec=media.stall_timeout_sec if entry.stall_timeout_sec is None else entry.stall_timeout_sec,
             record=msgspec.structs.replace(media.record, dir=media.record.dir or cfg.media.record_dir),
             video=media.video, audio=media.audio, intelligence=media.intelligence,
         ))

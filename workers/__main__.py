@@ -1,33 +1,39 @@
 """`python -m workers --runtime-dir DIR --source-id ID`: started by the supervisor only.
 
 Builds the worker's parts, each given its collaborators, and runs them: the reader thread feeds
-its taps (recording, intelligence, viewer delivery last); viewer delivery feeds the fan-out on the
+its taps (recording, intelligence, viewer delivery); viewer delivery feeds the fan-out on the
 event loop; the session manager owns the WebRTC peers; the state publisher and control server
-talk to the API."""
+talk to the API. The stall watchdog runs on the event loop; a worker thread that dies (see
+threads.py) ends the worker with exit code 1, for the supervisor to restart it."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import zmq.asyncio
 
 from protocol import ipc
-from protocol.child import load_settings, run_child
+from protocol.child import SHUTDOWN_GRACE_SEC, load_settings, run_child
 from protocol.config import Settings, SourceSettings
 from protocol.events import SourceData
 from protocol.ipc import SnapshotSocket
 from protocol.messages import SourceStatus
 from workers.control_server import ControlServer
 from workers.event_emitter import EventEmitter
+from workers.fault_injection import arm_from_env
 from workers.intelligence.pipelines import Intelligence, build_intelligence
 from workers.recording.segments import SegmentRecorder
 from workers.source.reader import SourceReader
 from workers.source.taps import PacketTap
 from workers.source.timeline import Timeline
+from workers.source.watchdog import StallWatchdog
 from workers.state_publisher import ChangeSignal, StatePublisher
+from workers.threads import GUARD, ThreadDeath
 from workers.webrtc.delivery import Delivery
 from workers.webrtc.fanout import Fanout
 from workers.webrtc.ice import restrict_host_addresses
@@ -55,8 +61,28 @@ def source_watch(events: EventEmitter, fanout: Fanout, changes: ChangeSignal) ->
     return changed
 
 
-async def run_worker(settings: Settings, src: SourceSettings, runtime_dir: Path) -> None:
+def watch_deaths(loop: asyncio.AbstractEventLoop) -> asyncio.Future[ThreadDeath]:
+    """A future the first thread death settles (GUARD calls back on the dying thread)."""
+    dead: asyncio.Future[ThreadDeath] = loop.create_future()
+
+    def settle(death: ThreadDeath) -> None:
+        if not dead.done():
+            dead.set_result(death)
+
+    def died(death: ThreadDeath) -> None:
+        try:
+            loop.call_soon_threadsafe(settle, death)
+        except RuntimeError:  # the loop is closed: the worker is exiting anyway
+            pass
+
+    GUARD.on_death(died)
+    return dead
+
+
+async def run_worker(settings: Settings, src: SourceSettings, runtime_dir: Path) -> int | None:
     loop = asyncio.get_running_loop()
+    arm_from_env(runtime_dir)
+    dead = watch_deaths(loop)
     ctx = zmq.asyncio.Context()
     sock = SnapshotSocket(runtime_dir)
     changes = ChangeSignal(loop)
@@ -75,7 +101,7 @@ async def run_worker(settings: Settings, src: SourceSettings, runtime_dir: Path)
         if intelligence is not None:
             taps += intelligence.taps
         delivery = Delivery(fanout.publish_threadsafe, src.video)
-        taps.append(delivery)  # last: it may consume the packet
+        taps.append(delivery)
         reader = SourceReader(src, source_watch(events, fanout, changes), taps)
     relay_timeline = Timeline()
 
@@ -97,11 +123,21 @@ async def run_worker(settings: Settings, src: SourceSettings, runtime_dir: Path)
         recorder.start()
     if intelligence is not None:
         intelligence.start()
+    jobs = [publisher.run(), control.run(), sessions.watch_liveness()]
     if reader is not None:
+        jobs.append(StallWatchdog(reader, GUARD.died).run())
         reader.start()
+    work = asyncio.gather(*jobs)
+    either: set[asyncio.Future[Any]] = {work, dead}
     try:
-        await asyncio.gather(publisher.run(), control.run(), sessions.watch_liveness())
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        if work.done():
+            work.result()  # raises what ended it
+            return None
+        loop.call_later(SHUTDOWN_GRACE_SEC, os._exit, 1)  # a cleanup stuck behind the dead thread
+        return 1
     finally:
+        work.cancel()
         if reader is not None:
             reader.stop()
         if intelligence is not None:
@@ -109,7 +145,7 @@ async def run_worker(settings: Settings, src: SourceSettings, runtime_dir: Path)
         if recorder is not None:
             recorder.stop()  # closes the open segment now: the reader thread may not get there
         await sessions.close_all()
-        publisher.send(final=True)
+        publisher.send(final=True, death=GUARD.death)
         sock.close(linger_ms=200)  # let the last word out
         ctx.destroy(linger=0)
 

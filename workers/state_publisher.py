@@ -13,6 +13,7 @@ from protocol.ipc import SnapshotSocket
 from protocol.messages import SourceStatus, WorkerState, encode
 from workers.intelligence.pipelines import Intelligence
 from workers.source.reader import SourceReader
+from workers.threads import ThreadDeath
 from workers.webrtc.sessions import SessionManager
 
 
@@ -47,7 +48,8 @@ class StatePublisher:
         if self.reader is not None:
             return self.reader.status(time.monotonic())
         publisher = self.sessions.publisher  # record/relay: the source is the WHIP publisher
-        return SourceStatus(state="online" if publisher is not None and publisher.state == "active" else "offline")
+        return SourceStatus(state="online" if publisher is not None and publisher.state == "active" else "offline",
+                            dropped_units=publisher.ingest.dropped_units if publisher and publisher.ingest else 0)
 
     def snapshot(self) -> WorkerState:
         self.seq += 1
@@ -57,10 +59,14 @@ class StatePublisher:
                            sessions_active=self.sessions.active, sessions_total=self.sessions.total,
                            vision=vision, speech=speech)
 
-    def send(self, final: bool = False) -> None:
+    def send(self, final: bool = False, death: ThreadDeath | None = None) -> None:
+        """`final`: the last word before exit, so the API shows `stopped` (or, after a thread's
+        death, `failed` naming it) rather than a stale `online`."""
         state = self.snapshot()
-        if final:  # last word before exit: the API shows `stopped`, not a stale `online`
+        if final:
             state.source = msgspec.structs.replace(state.source, state="stopped", video=None, audio=None)
+            if death is not None:
+                state.source = msgspec.structs.replace(state.source, state="failed", last_error=death.describe())
         self.sock.send(encode(state))
 
     async def _greet_subscribers(self) -> None:

@@ -62,7 +62,7 @@ def test_status_fields(demo):
 def test_source_item_is_measured(demo):
     item = demo.wait_source("demo-1", lambda s: (s["media"]["video"] or {}).get("fps", 0) > 20)
     assert set(item) == {"id", "mode", "source", "state", "online", "onlineSince", "lastError", "nextRetryAt",
-                         "reconnects", "media", "sessions", "worker", "intelligence"}
+                         "reconnects", "reconnectAttempts", "media", "sessions", "worker", "intelligence"}
     assert item["state"] == "online" and item["online"] is True
     assert RFC3339.match(item["onlineSince"])
     assert item["source"] == {"value": item["source"]["value"], "kind": "demo", "remote": False, "loop": False}
@@ -73,7 +73,7 @@ def test_source_item_is_measured(demo):
     wait_for(lambda: demo.source("demo-1")["media"]["video"]["keyframeIntervalSec"], 10, what="GOP measured")
     assert 0.8 <= demo.source("demo-1")["media"]["video"]["keyframeIntervalSec"] <= 1.2
     assert item["media"]["audio"] == {"codec": "opus", "sampleRate": 48000, "channels": 2}
-    assert 0 <= item["media"]["lastPacketAgeMs"] < 2000
+    assert 0 <= item["media"]["lastPacketAgeMs"] < 2000 and item["media"]["droppedUnits"] == 0
     worker = item["worker"]
     assert worker["pid"] == demo.children()["worker:demo-1"]
     assert worker["state"] == "running" and worker["restarts"] == 0 and worker["lastExitCode"] is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
@@ -58,3 +59,75 @@ def ffprobe(path: Path) -> dict:
     info["by_type"] = {s["codec_type"]: s for s in info.get("streams", [])}
     info["decode_errors"] = errors.strip()
     return info
+
+
+def h264_access_units(seconds: float, fps: int, size: tuple[int, int]) -> list:
+    """Annex B access units from libx264, SPS/PPS before every keyframe, no B-frames."""
+    import av
+    import numpy as np
+
+    enc = av.CodecContext.create("libx264", "w")
+    enc.width, enc.height, enc.pix_fmt = size[0], size[1], "yuv420p"
+    enc.time_base, enc.framerate = Fraction(1, fps), fps
+    enc.options = {"preset": "ultrafast", "bf": "0", "g": str(fps), "repeat-headers": "1"}
+    units = []
+    for i in range(int(seconds * fps)):
+        img = np.full((size[1], size[0], 3), (i * 9) % 255, dtype=np.uint8)
+        img[:, (i * 4) % size[0]:(i * 4) % size[0] + 8] = 255  # a moving bar: every frame differs
+        frame = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p")
+        frame.pts = i
+        units += enc.encode(frame)
+    return units + enc.encode(None)
+
+
+def _template(keyframe):
+    """A stream to copy parameters from (FFmpeg's raw H.264 demuxer reads them off a keyframe):
+    an output stream made with add_stream would open an encoder of its own."""
+    import av
+
+    return av.open(io.BytesIO(bytes(keyframe)), format="h264")
+
+
+def make_ts_with_empty_nals(path: Path, seconds: float = 2.0, fps: int = 15,
+                            size: tuple[int, int] = (320, 180)) -> Path:
+    """An MPEG-TS of H.264 whose every access unit starts with two start codes in a row: an
+    empty NAL unit, which the demuxer passes through as it is."""
+    import av
+
+    units = h264_access_units(seconds, fps, size)
+    with av.open(str(path), "w", format="mpegts") as out, _template(units[0]) as template:
+        stream = out.add_stream_from_template(template.streams.video[0])
+        for unit in units:
+            packet = av.Packet(b"\x00\x00\x00\x01" + bytes(unit))
+            packet.pts = packet.dts = unit.pts
+            packet.time_base, packet.is_keyframe, packet.stream = Fraction(1, fps), unit.is_keyframe, stream
+            out.mux(packet)
+    return path
+
+
+def make_mp4_with_cut_avcc(path: Path, cut_to: int = 9, corrupt_every: int = 5) -> Path:
+    """An H.264 MP4 whose avcC record is cut after `cut_to` bytes (inside its SPS), whose
+    keyframes carry SPS/PPS in band (so it stays watchable), and whose every `corrupt_every`-th
+    non-key sample has a NAL length running past the sample (a unit nothing can use)."""
+    import av
+
+    from workers.source.h264 import nal_type, nal_units
+
+    units = h264_access_units(2.0, 15, (320, 180))
+    first = nal_units(bytes(units[0]))
+    sps = next(x for x in first if nal_type(x) == 7)
+    pps = next(x for x in first if nal_type(x) == 8)
+    avcc = bytes([1, sps[1], sps[2], sps[3], 0xFF, 0xE1, *len(sps).to_bytes(2, "big"), *sps, 1,
+                  *len(pps).to_bytes(2, "big"), *pps])
+    with av.open(str(path), "w", format="mp4") as out, _template(units[0]) as template:
+        stream = out.add_stream_from_template(template.streams.video[0])
+        stream.codec_context.extradata = avcc[:cut_to]
+        for n, unit in enumerate(units, 1):
+            sample = b"".join(len(x).to_bytes(4, "big") + x for x in nal_units(bytes(unit)))
+            if not unit.is_keyframe and n % corrupt_every == 0:
+                sample = (len(sample) + 100).to_bytes(4, "big") + sample[4:]
+            packet = av.Packet(sample)
+            packet.pts = packet.dts = unit.pts
+            packet.time_base, packet.is_keyframe, packet.stream = Fraction(1, 15), unit.is_keyframe, stream
+            out.mux(packet)
+    return path

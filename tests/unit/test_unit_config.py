@@ -11,6 +11,7 @@ from protocol.config import MotionConfig, VideoConfig
 from supervisor.config_loader import MAX_TURN_TTL, load_settings
 from supervisor.errors import ConfigError, UsageError
 from supervisor.flags import parse_flags
+from workers.source.watchdog import stall_timeout
 
 
 @pytest.fixture(autouse=True)
@@ -212,6 +213,7 @@ def test_type_error_names_the_key_and_reverts_the_whole_file(tmp_path):
     ({"turn": {"port": 65536}}, "invalid turn.port 65536: expected 1..65535"),
     ({"media": {"mode": "bogus"}}, "invalid media.mode 'bogus': expected stream, record, or relay"),
     ({"media": {"mode": "Stream"}}, "invalid media.mode 'Stream': expected stream, record, or relay"),
+    ({"media": {"stallTimeoutSec": 0}}, "invalid media.stallTimeoutSec 0: expected a number of seconds above 0"),
 ])
 def test_range_and_enum_errors_have_icey_messages(tmp_path, data, message):
     settings = load(["-c", str(write_config(tmp_path, data))])
@@ -226,6 +228,7 @@ def test_range_and_enum_errors_have_icey_messages(tmp_path, data, message):
     ([{"id": "a", "source": "rtsp://h/x", "mode": "bogus"}], "invalid sources[0].mode 'bogus'"),
     ([{"id": "a", "source": "rtsp://h/x", "loop": "yes"}], "sources[0].loop"),
     ([{"id": "a", "source": 5}], "sources[0].source"),
+    ([{"id": "a", "source": "rtsp://h/x", "stallTimeoutSec": -1}], "invalid sources[0].stallTimeoutSec -1"),
 ])
 def test_source_errors_name_the_source_path(tmp_path, sources, fragment):
     settings = load(["-c", str(write_config(tmp_path, {"sources": sources}))])
@@ -312,14 +315,14 @@ def test_known_keys_do_not_warn(tmp_path):
         "http": {"host": "0.0.0.0", "port": 4500, "allowedHosts": ["cams.example"]}, "tls": {"cert": "", "key": ""},
         "auth": {"token": "", "allowedOrigins": ["https://x.example"]},
         "media": {"mode": "stream", "loop": True, "passthroughVideo": False, "recordDir": "rec",
-                  "video": {"codec": "h264", "width": 640}, "audio": {"sampleRate": 48000},
+                  "stallTimeoutSec": 5, "video": {"codec": "h264", "width": 640}, "audio": {"sampleRate": 48000},
                   "intelligence": {"vision": {"enabled": True, "motion": {"threshold": 0.1},
                                               "snapshots": {"enabled": True}}, "speech": {"enabled": False}}},
         "turn": {"enabled": True, "port": 3478, "realm": "r", "externalIp": "", "credentialTtlSeconds": 60,
                  "allowLocalRelay": False, "allowPrivatePeers": ["127.0.0.1/32"], "allowTcpRelay": False,
                  "userQuota": 8, "totalQuota": 64, "maxBps": 500000},
         "stun": {"urls": []}, "webRoot": "ui",
-        "sources": [{"id": "a", "source": "rtsp://h/x", "mode": "stream", "loop": False,
+        "sources": [{"id": "a", "source": "rtsp://h/x", "mode": "stream", "loop": False, "stallTimeoutSec": 3,
                      "passthroughVideo": True, "video": {"fps": 15}, "intelligence": {"speech": {"enabled": True}}}],
     }
     settings = load(["-c", str(write_config(tmp_path, data))])
@@ -361,6 +364,17 @@ def test_per_source_mode_and_loop_override(tmp_path):
     a, b = load(["-c", str(write_config(tmp_path, data))]).sources
     assert (a.mode, a.loop) == ("record", False)
     assert (b.mode, b.loop) == ("stream", True)
+
+
+def test_stall_timeout_from_media_or_per_source_else_derived(tmp_path):
+    data = {"media": {"stallTimeoutSec": 8},
+            "sources": [{"id": "a", "source": "rtsp://h/x", "stallTimeoutSec": 2.5}, {"id": "b", "source": "/m/b.mp4"}]}
+    a, b = load(["-c", str(write_config(tmp_path / "etc", data))]).sources
+    assert (a.stall_timeout_sec, b.stall_timeout_sec) == (2.5, 8)
+    cam, clip = load(["--source", "rtsp://h/x", "--source", "/m/c.mp4"]).sources
+    assert cam.stall_timeout_sec is None and clip.stall_timeout_sec is None
+    assert (stall_timeout(cam, None), stall_timeout(cam, 0.2)) == (5.0, 5.0)  # live: 5 s whatever the rate
+    assert (stall_timeout(clip, 25), stall_timeout(clip, 0.2), stall_timeout(clip, None)) == (5.0, 15.0, 5.0)
 
 
 def test_sources_without_ids_get_generated_unique_ids(tmp_path):

@@ -227,6 +227,42 @@ def test_reconnecting_with_error_warns_with_scrubbed_detail(settings):
     assert item.media.video is None
 
 
+def test_stalled_source_warns_since_its_last_packet(settings):
+    view = StateView()
+    view.apply(encode(supervisor(workers=both_running())), now=110.0)
+    view.apply(encode(worker("cam", 11, 3, "stalled", last_packet_mono=104.0, reconnects=1, reconnect_attempts=3,
+                             dropped_units=7)), now=110.0)
+    docs = Documents(settings, view)
+    src, item = item_of(docs, "cam", now=110.0)
+    assert (item.state, item.online, item.reconnects, item.reconnect_attempts) == ("stalled", False, 1, 3)
+    assert item.media.dropped_units == 7 and item.media.last_packet_age_ms == 6000
+    check = docs.source_check(src, item)
+    assert check.result == "warn"
+    assert check.detail.startswith("Source stalled: no packet since 20") and "(6.0s ago)" in check.detail
+    # A stalled source serves nothing: with no other source online, requireSources "any" is not met.
+    assert as_json(docs.readiness(now=110.0)[0])["ready"] is False
+
+
+def test_restarting_worker_is_not_online_and_says_why(settings):
+    """The worker died: its last heartbeat said `online`, which no longer holds; a thread death
+    it reported on the way out is named by the check."""
+    view = StateView()
+    view.apply(encode(worker("cam", 11, 3, "online", online_since="2024-05-01T10:00:00Z")), now=10.0)
+    view.apply(encode(worker("lobby", 12, 9, "failed", last_error="worker thread vision died: KeyError: 3")),
+               now=10.0)
+    workers = {"cam": proc("cam", None, "restarting", last_exit_code=137, next_restart_mono=11.0),
+               "lobby": proc("lobby", None, "restarting", last_exit_code=1, next_restart_mono=11.0)}
+    view.apply(encode(supervisor(workers=workers)), now=10.5)
+    docs = Documents(settings, view)
+    src, item = item_of(docs, "cam", now=10.5)
+    assert (item.state, item.online) == ("starting", False)
+    assert docs.source_check(src, item) == Check("source:cam", "warn", "worker exited with code 137; restarting")
+    src, item = item_of(docs, "lobby", now=10.5)
+    assert item.state == "failed"
+    assert docs.source_check(src, item) == Check(
+        "source:lobby", "warn", "worker exited with code 1; restarting: worker thread vision died: KeyError: 3")
+
+
 def test_silent_worker_warns(settings):
     view = StateView()
     heartbeat = settings.supervisor.heartbeat_ms / 1000

@@ -22,6 +22,7 @@ from workers.intelligence.clip_inbox import ClipInbox, Control, MotionEnded, Mot
 from workers.intelligence.preroll import PreRollRing, TimedPacket
 from workers.recording.fmp4 import Fmp4Writer
 from workers.source.taps import SourceStreams
+from workers.threads import GUARD
 
 log = logging.getLogger("icey.clips")
 
@@ -83,7 +84,7 @@ class ClipRecorder:
         self._pending_start: float | None = None  # motion seen before any keyframe: start at the next one
         self._pending_deadline: float | None = None
         self._frame_interval = 1 / 30
-        self._thread = threading.Thread(target=self._run, name=f"clips-{source_id}", daemon=True)
+        self._thread = GUARD.thread(f"clips-{source_id}", self._run)
 
     # PacketTap (reader thread)
     def on_open(self, streams: SourceStreams) -> None:

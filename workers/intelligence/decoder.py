@@ -26,6 +26,7 @@ import av
 import numpy as np
 
 from workers.source.taps import SourceStreams, clone_packet
+from workers.threads import GUARD
 
 log = logging.getLogger("icey.decoder")
 
@@ -194,9 +195,9 @@ class FrameDecoder:
         self._stop = threading.Event()
         self._threads = []
         if on_frame is not None:
-            self._threads.append(threading.Thread(target=self._video_loop, name=f"decode-video-{name}", daemon=True))
+            self._threads.append(GUARD.thread(f"decode-video-{name}", self._video_loop))
         if on_audio is not None:
-            self._threads.append(threading.Thread(target=self._audio_loop, name=f"decode-audio-{name}", daemon=True))
+            self._threads.append(GUARD.thread(f"decode-audio-{name}", self._audio_loop))
 
     # PacketTap, on the reader thread: quick, and never keeps the reader's packet.
     def on_open(self, streams: SourceStreams) -> None:

@@ -27,12 +27,14 @@ from protocol.events import ArtifactData, EventData
 from protocol.messages import SpeechStatus, VisionStatus
 from protocol.vocabulary import EventType
 from workers.event_emitter import EventEmitter
+from workers.fault_injection import fault_point
 from workers.intelligence.artifact_dir import ArtifactDir, ArtifactStore
 from workers.intelligence.clips import ClipRecorder
 from workers.intelligence.decoder import AUDIO_RATE, BoundedQueue, FrameDecoder, SampledFrame
 from workers.intelligence.motion import MotionDetector, MotionEvent
 from workers.intelligence.snapshots import SnapshotWriter
 from workers.intelligence.voice import VoiceActivityDetector
+from workers.threads import GUARD
 
 log = logging.getLogger("icey.intelligence")
 
@@ -54,7 +56,7 @@ class VisionPipeline:
         self._done: deque[float] = deque()
         self._latency_ms: deque[float] = deque(maxlen=25)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="vision", daemon=True)
+        self._thread = GUARD.thread("vision", self._run)
 
     # from the decoder's video thread
     def offer(self, frame: SampledFrame) -> None:
@@ -72,6 +74,7 @@ class VisionPipeline:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            fault_point("vision")
             try:
                 self._step()
             except Exception:  # a bug must not end the analysis for good

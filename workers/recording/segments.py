@@ -27,6 +27,7 @@ from workers.recording.retention import sweep
 from workers.recording.segment_clock import SegmentClock
 from workers.recording.segment_index import SegmentIndexFiles
 from workers.source.taps import SourceStreams
+from workers.threads import GUARD
 
 log = logging.getLogger("icey.recording")
 
@@ -74,8 +75,7 @@ class SegmentRecorder:
 
     def start(self) -> None:
         log.info("recording to %s in segments of %gs", self.directory, self.segment_seconds)
-        self._thread = threading.Thread(target=self._retention_loop, name=f"retention-{self.source_id}",
-                                        daemon=True)
+        self._thread = GUARD.thread(f"retention-{self.source_id}", self._retention_loop)
         self._thread.start()
 
     def stop(self) -> None:

@@ -14,6 +14,10 @@ from workers.source.taps import SourceStreams
 LOOP = "loop"
 
 
+class Interrupted(Exception):
+    """`packets()` stopped because `interrupt()` asked it to (the stall watchdog)."""
+
+
 class OpenedSource(Protocol):
     format_name: str
 
@@ -21,6 +25,10 @@ class OpenedSource(Protocol):
 
     def packets(self) -> Iterator[tuple[str, av.Packet | None]]:
         """(kind, packet) with kind video | audio, or (LOOP, None) when a file starts again."""
+        ...
+
+    def interrupt(self) -> None:
+        """From any thread: `packets()` raises Interrupted as soon as it reads anything at all."""
         ...
 
     def close(self) -> None: ...

@@ -3,6 +3,7 @@ source behaves exactly like a camera (real encoded packets, real keyframes, real
 
 from __future__ import annotations
 
+import threading
 import urllib.parse
 from collections.abc import Iterator
 from fractions import Fraction
@@ -11,6 +12,7 @@ import av
 from av.video.frame import PictureType
 
 from protocol.source_kind import DEMO_SCHEME
+from workers.source.base import Interrupted
 from workers.source.taps import SourceStreams
 from workers.source.transcode import open_h264_encoder, open_opus_encoder
 
@@ -74,12 +76,15 @@ class DemoSource:
                                        p.gop, Fraction(1, p.rate))
         self.audio, self._resampler = open_opus_encoder()
         self._frames = 0
+        self._interrupted = threading.Event()
 
     def streams(self) -> SourceStreams:
         return SourceStreams(None, None, self.video, self.audio)
 
     def packets(self) -> Iterator[tuple[str, av.Packet | None]]:
         for pkt in self.container.demux():
+            if self._interrupted.is_set():
+                raise Interrupted()
             for frame in pkt.decode():
                 if isinstance(frame, av.VideoFrame):
                     frame.pts, frame.time_base = self._frames, self.video.time_base
@@ -92,6 +97,9 @@ class DemoSource:
                     for chunk in self._resampler.resample(frame):
                         for out in self.audio.encode(chunk):
                             yield "audio", out
+
+    def interrupt(self) -> None:
+        self._interrupted.set()
 
     def close(self) -> None:
         self.container.close()

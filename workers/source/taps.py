@@ -3,8 +3,9 @@ continuous recording, clips, the shared decoder for vision and speech).
 
 Taps run on the reader thread, so `on_packet` must be quick and must neither keep nor mux the
 packet it is given (PyAV muxing and bitstream filters take a packet's data over): keep
-`clone_packet(packet)` instead, and hand slow work to a thread of your own. The one exception
-is viewer delivery, which may consume the packet and therefore runs last.
+`clone_packet(packet)` instead, and hand slow work to a thread of your own. A tap that raises
+on a packet loses only that packet (the reader counts it in droppedUnits); one that raises on
+open makes the reader reopen the source.
 """
 
 from __future__ import annotations

@@ -1,7 +1,10 @@
 """Turns the source's packets into MediaUnits for viewers: passthrough where the browser can take
 the source as is (Annex B conversion and in-band parameter sets only), else one shared
-transcode. The reader's last tap (a bitstream filter takes the packet's data over), on the
-reader thread, so packetizing happens once per source whatever the number of viewers."""
+transcode. A reader tap, on the reader thread, so packetizing happens once per source whatever
+the number of viewers. A unit it cannot read raises (MalformedUnit): the reader drops and counts it.
+
+MP4/MKV samples are converted to Annex B here rather than by FFmpeg's h264_mp4toannexb filter,
+which refuses to start on an avcC record cut short even when the samples are fine."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import av
 
 from protocol.config import VideoConfig
 from protocol.vocabulary import DeliveryMode
-from workers.source.h264 import avcc_to_annexb_parameter_sets
+from workers.source.h264 import avcc_length_size, avcc_to_annexb_parameter_sets, length_prefixed_to_annexb
 from workers.source.taps import SourceStreams
 from workers.source.transcode import AudioTranscoder, VideoTranscoder, needs_video_transcode
 from workers.webrtc.media_unit import AUDIO_CLOCK, VIDEO_CLOCK, MediaUnit, h264_unit, opus_unit
@@ -23,13 +26,13 @@ class Delivery:
         self.video_cfg = video_cfg
         self.video_mode: DeliveryMode | None = None  # while the source is open
         self.audio_mode: DeliveryMode | None = None
-        self._bsf: av.BitStreamFilterContext | None = None
+        self._length_size: int | None = None  # avcC samples: bytes of each NAL's length prefix
         self._vtx: VideoTranscoder | None = None
         self._atx: AudioTranscoder | None = None
         self._parameter_sets = b""
 
     def on_open(self, streams: SourceStreams) -> None:
-        self._bsf = self._vtx = self._atx = None
+        self._length_size = self._vtx = self._atx = None
         self._parameter_sets = b""
         self.video_mode = "passthrough" if streams.video_codec is not None else None
         self.audio_mode = "passthrough" if streams.audio_codec is not None else None
@@ -43,7 +46,7 @@ class Delivery:
                 extradata = video.codec_context.extradata or b""
                 self._parameter_sets = avcc_to_annexb_parameter_sets(extradata)
                 if extradata[:1] == b"\x01":  # avcC (MP4/MKV): length-prefixed NALs, browsers need Annex B
-                    self._bsf = av.BitStreamFilterContext("h264_mp4toannexb", video)
+                    self._length_size = avcc_length_size(extradata)
         if audio is not None and audio.codec_context.name != "opus":
             self.audio_mode, self._atx = "transcode", AudioTranscoder(audio)
 
@@ -57,21 +60,19 @@ class Delivery:
             return  # the reader passes only stamped packets
         raw = float(packet.pts * packet.time_base)
         if kind == "video":
-            self._video(packet, seconds - raw)
+            self._video(packet, seconds - raw, seconds)
         else:
             self._audio(packet, seconds - raw, raw)
 
-    def _video(self, pkt: av.Packet, offset: float) -> None:
+    def _video(self, pkt: av.Packet, offset: float, now: float) -> None:
         if self._vtx is not None:
             for data, seconds, key in self._vtx.encode(pkt):
                 self.sink(h264_unit(data, round((seconds + offset) * VIDEO_CLOCK), key, b""))
             return
-        # The filter takes the packet's data over (pkt is empty after it): read only its outputs.
-        for p in (self._bsf.filter(pkt) if self._bsf is not None else (pkt,)):
-            if p.pts is None or p.time_base is None:
-                continue
-            stamp = round((float(p.pts * p.time_base) + offset) * VIDEO_CLOCK)
-            self.sink(h264_unit(bytes(p), stamp, p.is_keyframe, self._parameter_sets))
+        data = bytes(pkt)
+        if self._length_size is not None:
+            data = length_prefixed_to_annexb(data, self._length_size)
+        self.sink(h264_unit(data, round(now * VIDEO_CLOCK), pkt.is_keyframe, self._parameter_sets))
 
     def _audio(self, pkt: av.Packet, offset: float, now: float) -> None:
         if self._atx is not None:

@@ -17,6 +17,8 @@ import aiortc.rtcrtpreceiver as rtcrtpreceiver
 from aiortc import RTCPeerConnection, RTCRtpReceiver
 from aiortc.mediastreams import MediaStreamTrack
 
+from workers.threads import GUARD
+
 # sink(kind, data, timestamp in the codec's RTP clock); called from aiortc's receiver thread.
 EncodedSink = Callable[[str, bytes, int], None]
 
@@ -26,11 +28,18 @@ _decoding_worker = rtcrtpreceiver.decoder_worker
 
 
 def _worker(loop, input_q: queue.Queue, output_q, decode_error: threading.Event) -> None:
+    """aiortc's receiver thread, guarded like every thread of the worker (see workers/threads.py)."""
     with _lock:
         registered = _sinks.pop(id(output_q), None)
     if registered is None:
-        return _decoding_worker(loop, input_q, output_q, decode_error)
+        GUARD.run(threading.current_thread().name,
+                  lambda: _decoding_worker(loop, input_q, output_q, decode_error))
+        return
     kind, sink = registered
+    GUARD.run(f"whip-receiver-{kind}", lambda: _forward(input_q, kind, sink))
+
+
+def _forward(input_q: queue.Queue, kind: str, sink: EncodedSink) -> None:
     while True:
         task = input_q.get()
         if task is None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from aiortc.codecs.h264 import H264Encoder
 
-from workers.source.h264 import NAL_AUD, NAL_SPS, nal_type, nal_units
+from workers.source.h264 import NAL_AUD, NAL_IDR, NAL_SPS, MalformedUnit, nal_type, nal_units
 
 VIDEO_CLOCK = 90_000
 AUDIO_CLOCK = 48_000  # Opus RTP clock, whatever the sample rate
@@ -27,8 +27,13 @@ class MediaUnit:
 
 def h264_unit(annexb: bytes, timestamp: int, keyframe: bool, parameter_sets: bytes) -> MediaUnit:
     """Parameter sets go in band before every keyframe that lacks them, so any viewer can
-    start decoding at any keyframe; access unit delimiters are dropped (browsers don't need them)."""
+    start decoding at any keyframe; access unit delimiters are dropped (browsers don't need them).
+    An IDR is a keyframe whatever the demuxer said (FFmpeg flags none when a file's avcC record
+    is broken). A unit with nothing left to send raises MalformedUnit."""
     nals = [n for n in nal_units(annexb) if nal_type(n) != NAL_AUD]
+    if not nals:
+        raise MalformedUnit("access unit holds no NAL unit to send")
+    keyframe = keyframe or any(nal_type(n) == NAL_IDR for n in nals)
     if keyframe and parameter_sets and not any(nal_type(n) == NAL_SPS for n in nals):
         nals = nal_units(parameter_sets) + nals
     payloads = tuple(H264Encoder._packetize(nals))

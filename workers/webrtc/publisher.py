@@ -10,7 +10,7 @@ from pathlib import Path
 from aiortc import RTCRtpReceiver
 
 from workers.recording.whip_recorder import WhipRecorder
-from workers.source.h264 import is_h264_keyframe
+from workers.source.h264 import MalformedUnit, is_h264_keyframe
 from workers.source.timeline import Timeline
 from workers.webrtc.encoded_receiver import request_keyframe
 from workers.webrtc.fanout import Fanout
@@ -23,6 +23,7 @@ class PublisherSink:
     """write() runs on aiortc's receiver threads; started()/close() on the event loop."""
 
     receiver: RTCRtpReceiver | None = None
+    dropped_units = 0  # frames that could not be used (malformed), counted in the source's status
 
     def write(self, kind: str, data: bytes, timestamp: int) -> None:
         raise NotImplementedError
@@ -58,7 +59,11 @@ class RelaySink(PublisherSink):
     def write(self, kind: str, data: bytes, timestamp: int) -> None:
         if kind == "video":
             seconds = self.timeline.map(timestamp / VIDEO_CLOCK)
-            unit = h264_unit(data, round(seconds * VIDEO_CLOCK), is_h264_keyframe(data), b"")
+            try:
+                unit = h264_unit(data, round(seconds * VIDEO_CLOCK), is_h264_keyframe(data), b"")
+            except MalformedUnit:
+                self.dropped_units += 1
+                return
         else:
             unit = opus_unit(data, round(self.timeline.map(timestamp / AUDIO_CLOCK, "audio") * AUDIO_CLOCK))
         self.fanout.publish_threadsafe(unit)
