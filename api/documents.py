@@ -17,6 +17,7 @@ from protocol.messages import (
     AudioInfo,
     Check,
     ProcessInfo,
+    RecordStatus,
     SessionInfo,
     SpeechStatus,
     VideoInfo,
@@ -78,6 +79,7 @@ class SourceItem(msgspec.Struct, rename="camel"):
     sessions: Sessions
     worker: WorkerView
     intelligence: Intelligence
+    record: RecordStatus
 
 
 class Readiness(msgspec.Struct, rename="camel", kw_only=True):
@@ -161,6 +163,14 @@ def _ms(seconds: float | None) -> int | None:
     return None if seconds is None else int(seconds * 1000)
 
 
+def _record(ws: WorkerState | None) -> RecordStatus:
+    """`off` when the worker records nothing (or has not reported yet)."""
+    if ws is None or ws.record is None:
+        return RecordStatus()
+    error = ws.record.last_error
+    return msgspec.structs.replace(ws.record, last_error=scrub_text(error) if error else None)
+
+
 class Documents:
     def __init__(self, settings: Settings, view: StateView) -> None:
         self.settings = settings
@@ -218,6 +228,7 @@ class Documents:
             intelligence=Intelligence(
                 vision=(ws.vision if ws and ws.vision else VisionStatus(enabled=intel.vision.enabled)),
                 speech=(ws.speech if ws and ws.speech else SpeechStatus(enabled=intel.speech.enabled))),
+            record=_record(ws),
         )
 
     def source_check(self, src: SourceSettings, item: SourceItem) -> Check:
@@ -225,6 +236,8 @@ class Documents:
         if item.worker.state == "given-up":
             return Check(name, "fail", f"worker gave up after repeated crashes (last exit code "
                                        f"{item.worker.last_exit_code})")
+        if item.record.state == "failing":
+            return Check(name, "warn", f"Recording is failing: {item.record.last_error}")
         if src.kind == "none" and src.mode != "stream":
             return Check(name, "pass", f"No configured media source required for {src.mode} mode")
         age = item.worker.last_heartbeat_age_ms

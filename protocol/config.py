@@ -99,10 +99,12 @@ class SpeechConfig(_Camel):
 
 
 class RetentionConfig(_Camel):
-    """Oldest files go first once either limit is passed; 0 disables that limit."""
+    """Oldest files go first once a limit is passed: older than `maxAgeHours`, more than
+    `maxTotalMb` in all, or less than `minFreeMb` left on the disk; 0 disables that limit."""
 
     max_age_hours: float = 72.0
     max_total_mb: int = 20_480
+    min_free_mb: int = 256
 
 
 class ArtifactsConfig(_Camel):

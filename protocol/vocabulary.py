@@ -18,4 +18,9 @@ Mode = Literal["stream", "record", "relay"]
 SourceKindName = Literal["rtsp", "file", "device", "url", "demo", "none"]
 ControlErrorCode = Literal["bad_request", "not_found", "conflict", "busy", "unavailable"]
 EventType = Literal["motion.start", "motion.end", "speech.start", "speech.stop", "snapshot", "clip",
-                    "source.online", "source.offline", "session.opened", "session.closed"]
+                    "source.online", "source.offline", "session.opened", "session.closed",
+                    "record.failed", "record.resumed"]
+# Whether a source's recording works: "off" when it records nothing, "failing" while writes fail.
+RecordState = Literal["recording", "failing", "off"]
+# What a worker writes to disk: segments (continuous or a WHIP publisher's), snapshots, clips.
+RecordTarget = Literal["recording", "snapshots", "clips"]
