@@ -7,12 +7,14 @@ from werkzeug.exceptions import HTTPException
 
 from api import artifact_routes, event_routes, operator_routes, pages, source_routes, webrtc_routes
 from api.auth import OPEN_PATHS, authorized
+from api.body_limit import BodyLimit
 from api.context import ApiError, AppParts
 from api.control_client import ControlClient
 from api.documents import Documents
 from api.responses import error_response
 from api.state_view import StateView
 from protocol.config import Settings
+from protocol.messages import MAX_SDP_BYTES
 
 _ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large",
                 415: "unsupported_media_type"}
@@ -21,7 +23,8 @@ _ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
 def create_app(settings: Settings, view: StateView, control: ControlClient) -> Quart:
     app = Quart("icey-api")
     app.extensions["icey"] = AppParts(settings, Documents(settings, view), control, view.events)
-    app.config.update(MAX_CONTENT_LENGTH=1 << 20)
+    app.config.update(MAX_CONTENT_LENGTH=MAX_SDP_BYTES)  # the largest body taken: an SDP offer
+    app.asgi_app = BodyLimit(app.asgi_app, MAX_SDP_BYTES)  # type: ignore[method-assign]
     app.register_blueprint(operator_routes.bp)
     app.register_blueprint(source_routes.bp)
     app.register_blueprint(event_routes.bp)

@@ -160,6 +160,10 @@ class DescribeRequest(msgspec.Struct, tag="describe"):
     """Ask a worker for its live view of the source (streams as the demuxer sees them)."""
 
 
+# The largest SDP offer taken: the API answers 413 above it, the worker refuses it too.
+MAX_SDP_BYTES = 64 * 1024
+
+
 class WhepOffer(msgspec.Struct, tag="whep"):
     """A viewer's SDP offer (RFC 9725 WHEP), forwarded by the API to the source's worker."""
 

@@ -16,7 +16,8 @@ DeliveryMode = Literal["passthrough", "transcode"]
 StreamType = Literal["video", "audio"]
 Mode = Literal["stream", "record", "relay"]
 SourceKindName = Literal["rtsp", "file", "device", "url", "demo", "none"]
-ControlErrorCode = Literal["bad_request", "not_found", "conflict", "busy", "unavailable"]
+# "internal": the worker failed unexpectedly while answering (its log has the traceback).
+ControlErrorCode = Literal["bad_request", "not_found", "conflict", "busy", "unavailable", "internal"]
 EventType = Literal["motion.start", "motion.end", "speech.start", "speech.stop", "snapshot", "clip",
                     "source.online", "source.offline", "session.opened", "session.closed",
                     "record.failed", "record.resumed"]

@@ -21,7 +21,7 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from protocol.config import Settings, SourceSettings
 from protocol.events import SessionData
-from protocol.messages import SessionInfo
+from protocol.messages import MAX_SDP_BYTES, SessionInfo
 from protocol.scrub import scrub_text
 from protocol.times import rfc3339
 from protocol.vocabulary import ControlErrorCode, SessionKind, SessionState
@@ -36,7 +36,6 @@ from workers.webrtc.viewer_track import ViewerTrack, attach_sender
 log = logging.getLogger("icey.sessions")
 CONNECT_TIMEOUT_SEC = 30.0  # a peer that never completes ICE is dropped
 SILENCE_SEC = 3.0  # receivers report every second or so; three seconds of nothing is a gone peer
-MAX_SDP_BYTES = 64 * 1024
 
 
 class SessionError(Exception):
