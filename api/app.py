@@ -7,6 +7,7 @@ from werkzeug.exceptions import HTTPException
 
 from api import artifact_routes, cors, event_routes, local_writes, operator_routes, pages, source_routes, webrtc_routes
 from api.auth import OPEN_PATHS, authorized
+from api.body_limit import BodyLimit
 from api.context import ApiError, AppParts
 from api.control_client import ControlClient
 from api.documents import Documents
@@ -14,6 +15,7 @@ from api.host_check import allowed_names, host_allowed
 from api.responses import error_response
 from api.state_view import StateView
 from protocol.config import Settings
+from protocol.messages import MAX_SDP_BYTES
 
 _ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large",
                 415: "unsupported_media_type"}
@@ -23,7 +25,8 @@ def create_app(settings: Settings, view: StateView, control: ControlClient) -> Q
     # No static folder: Quart's default serves <cwd>/static at /static/<path>, without a token.
     app = Quart("icey-api", static_folder=None)
     app.extensions["icey"] = AppParts(settings, Documents(settings, view), control, view.events)
-    app.config.update(MAX_CONTENT_LENGTH=1 << 20)
+    app.config.update(MAX_CONTENT_LENGTH=MAX_SDP_BYTES)  # the largest body taken: an SDP offer
+    app.asgi_app = BodyLimit(app.asgi_app, MAX_SDP_BYTES)  # type: ignore[method-assign]
     app.register_blueprint(operator_routes.bp)
     app.register_blueprint(source_routes.bp)
     app.register_blueprint(event_routes.bp)

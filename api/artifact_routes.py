@@ -2,6 +2,9 @@
 under `/artifacts/` (token required like `/api/`, see app.before_request), with their MIME type,
 HTTP Range (a browser can seek), HEAD and conditional GET (ETag, Last-Modified).
 
+A file body has no response timeout (Quart's default would cut a download after 60 s, however
+fast it goes), and a suffix range longer than the file is the whole file (RFC 9110 14.1.3).
+
 A URL maps to exactly one root, so no URL reaches outside the recording directories:
 - `/artifacts/recordings/<source-id>/<file>` -> `<that source's record.dir>/<source-id>/<file>`
   (continuous recording, workers/recording/segments.py);
@@ -128,6 +131,8 @@ async def send_artifact(path: Path) -> Response:
     if ranges is not None and ranges.units == "bytes" and len(ranges.ranges) == 1 \
             and _if_range_matches(etag, last_modified):
         span = ranges.range_for_length(size)
+        if span is None and ranges.ranges[0][0] < 0 and size:  # `bytes=-N`, N > size: all of it
+            span = (0, size)
         if span is None:
             response = error_response(416, "range_not_satisfiable", f"the file has {size} bytes",
                                       {**headers, "Content-Range": f"bytes */{size}"})
@@ -140,6 +145,7 @@ async def send_artifact(path: Path) -> Response:
     else:
         await body.make_conditional(start, stop)
         response = Response(body, status=status, headers=headers, mimetype=mimetype)
+        response.timeout = None  # as long as the client takes: a slow link, a big segment
     response.content_length = stop - start
     return response
 

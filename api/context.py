@@ -18,8 +18,9 @@ from api.event_store import EventStore
 from protocol.config import Settings, SourceSettings
 from protocol.messages import ControlError, ControlReply, ControlRequest, SupervisorReply, SupervisorRequest
 
-# What a worker's ControlError code means over HTTP.
-CONTROL_STATUS = {"bad_request": 400, "not_found": 404, "conflict": 409, "busy": 503, "unavailable": 503}
+# What a worker's ControlError code means over HTTP ("internal": the worker failed, the API did not).
+CONTROL_STATUS = {"bad_request": 400, "not_found": 404, "conflict": 409, "busy": 503, "unavailable": 503,
+                  "internal": 502}
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from protocol.messages import (
     AudioInfo,
     Check,
     ProcessInfo,
+    RecordStatus,
     SessionInfo,
     SpeechStatus,
     VideoInfo,
@@ -82,6 +83,7 @@ class SourceItem(msgspec.Struct, rename="camel"):
     sessions: Sessions
     worker: WorkerView
     intelligence: Intelligence
+    record: RecordStatus
 
 
 class Readiness(msgspec.Struct, rename="camel", kw_only=True):
@@ -173,6 +175,14 @@ def given_up_detail(source_id: str, last_exit_code: int | None, next_try_ms: int
             f"POST /api/sources/{source_id}/restart starts it now")
 
 
+def _record(ws: WorkerState | None) -> RecordStatus:
+    """`off` when the worker records nothing (or has not reported yet)."""
+    if ws is None or ws.record is None:
+        return RecordStatus()
+    error = ws.record.last_error
+    return msgspec.structs.replace(ws.record, last_error=scrub_text(error) if error else None)
+
+
 class Documents:
     def __init__(self, settings: Settings, view: StateView) -> None:
         self.settings = settings
@@ -235,9 +245,18 @@ class Documents:
             intelligence=Intelligence(
                 vision=(ws.vision if ws and ws.vision else VisionStatus(enabled=intel.vision.enabled)),
                 speech=(ws.speech if ws and ws.speech else SpeechStatus(enabled=intel.speech.enabled))),
+            record=_record(ws),
         )
 
     def source_check(self, src: SourceSettings, item: SourceItem) -> Check:
+        """The source's delivery, then its recording: a source that serves viewers while its
+        recording fails warns, and still counts as serving for readiness (see `readiness`)."""
+        check = self._delivery_check(src, item)
+        if check.result == "pass" and item.record.state == "failing":
+            return Check(check.name, "warn", f"Recording is failing: {item.record.last_error}")
+        return check
+
+    def _delivery_check(self, src: SourceSettings, item: SourceItem) -> Check:
         name = source_check_name(src.id)
         if item.worker.state == "given-up":
             return Check(name, "fail", given_up_detail(src.id, item.worker.last_exit_code,
@@ -288,14 +307,16 @@ class Documents:
         sup = self.view.supervisor
         items = [self.source_item(src, now) for src in self.settings.sources]
         checks = list(sup.checks) if sup else []
-        checks += [self.source_check(src, item) for src, item in zip(self.settings.sources, items, strict=True)]
+        pairs = list(zip(self.settings.sources, items, strict=True))
+        checks += [self.source_check(src, item) for src, item in pairs]
         checks.append(self._ipc_check(now))
+        serving = {src.id: self._delivery_check(src, item).result == "pass" for src, item in pairs}
         require = self.settings.ready.require_sources
         if only is not None:
             checks = [c for c in checks if not is_source_check(c) or c.name == source_check_name(only.id)]
             require = [only.id]
         degrading = sup.degrading_warnings if sup else []
-        ready, status = overall(checks, degrading, require)
+        ready, status = overall(checks, degrading, require, serving)
         doc = Readiness(status=status, ready=ready, mode=self.settings.mode,
                         checks=[Check(c.name, c.result, scrub_text(c.detail)) for c in checks],
                         warnings=[scrub_text(w) for w in (sup.warnings + sup.degrading_warnings if sup else [])])

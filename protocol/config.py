@@ -106,10 +106,12 @@ class SpeechConfig(_Camel):
 
 
 class RetentionConfig(_Camel):
-    """Oldest files go first once either limit is passed; 0 disables that limit."""
+    """Oldest files go first once a limit is passed: older than `maxAgeHours`, more than
+    `maxTotalMb` in all, or less than `minFreeMb` left on the disk; 0 disables that limit."""
 
     max_age_hours: float = 72.0
     max_total_mb: int = 20_480
+    min_free_mb: int = 256
 
 
 class ArtifactsConfig(_Camel):
@@ -299,6 +301,9 @@ class Settings(_Camel):
     supervisor: SupervisorConfig
     ready: ReadyConfig
     warnings: list[str] = []
+    # Every configured source's id, also in a worker's settings (which hold only its own source):
+    # artifact folders are shared, and retention deletes only the artifacts of these sources.
+    source_ids: list[str] = []
 
     def source(self, source_id: str) -> SourceSettings | None:
         return next((s for s in self.sources if s.id == source_id), None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import msgspec
 
-from protocol.vocabulary import EventType, SessionKind, SourceState
+from protocol.vocabulary import EventType, RecordTarget, SessionKind, SourceState
 
 EVENT_SCHEMA = 1
 
@@ -52,7 +52,15 @@ class SessionData(msgspec.Struct, tag="session", rename="camel", kw_only=True):
     remote: str
 
 
-EventData = MotionData | SpeechData | ArtifactData | SourceData | SessionData
+class RecordData(msgspec.Struct, tag="record", rename="camel", kw_only=True):
+    """record.failed / record.resumed: writing `target` to disk stopped or works again."""
+
+    target: RecordTarget
+    detail: str | None = None  # the error, scrubbed
+    bytes_free: int | None = None  # on the disk written to, when known
+
+
+EventData = MotionData | SpeechData | ArtifactData | SourceData | SessionData | RecordData
 
 
 class SourceEvent(msgspec.Struct, rename="camel", kw_only=True):

@@ -18,6 +18,7 @@ from protocol.vocabulary import (
     ControlErrorCode,
     DeliveryMode,
     ProcessState,
+    RecordState,
     RuntimeState,
     SessionKind,
     SessionState,
@@ -71,6 +72,7 @@ class VisionStatus(msgspec.Struct, rename="camel", kw_only=True):
     latency_ms: float | None = None  # frame arrival to analysis done
     last_snapshot_url: str | None = None
     last_clip_url: str | None = None
+    last_error: str | None = None  # the snapshot or clip write failing now (scrubbed); None when they work
 
 
 class SpeechStatus(msgspec.Struct, rename="camel", kw_only=True):
@@ -80,6 +82,14 @@ class SpeechStatus(msgspec.Struct, rename="camel", kw_only=True):
     peak: float = 0.0
     events: int = 0
     queue_drops: int = 0
+
+
+class RecordStatus(msgspec.Struct, rename="camel", kw_only=True):
+    """Whether the source's segments (continuous, or its WHIP publisher's) reach the disk."""
+
+    state: RecordState = "off"
+    last_error: str | None = None  # the last write error (scrubbed); kept after recording resumed
+    bytes_free: int | None = None  # on the recording directory's filesystem
 
 
 class SourceStatus(msgspec.Struct, rename="camel", kw_only=True):
@@ -111,6 +121,7 @@ class WorkerState(msgspec.Struct, tag="worker", kw_only=True):
     sessions: list[SessionInfo] = []
     vision: VisionStatus | None = None
     speech: SpeechStatus | None = None
+    record: RecordStatus | None = None  # None: this worker records nothing
 
 
 class ProcessInfo(msgspec.Struct, kw_only=True):
@@ -153,6 +164,10 @@ StateMessage = WorkerState | SupervisorState | EventMessage
 
 class DescribeRequest(msgspec.Struct, tag="describe"):
     """Ask a worker for its live view of the source (streams as the demuxer sees them)."""
+
+
+# The largest SDP offer taken: the API answers 413 above it, the worker refuses it too.
+MAX_SDP_BYTES = 64 * 1024
 
 
 class WhepOffer(msgspec.Struct, tag="whep"):

@@ -1,5 +1,6 @@
-"""The continuous-recording index: the worker writes it next to a source's segments, the API lists
-it (`GET /api/sources/<id>/recordings`). msgspec only: the API process never imports PyAV.
+"""The recording index: the worker writes it next to a source's segments (continuous recording, or
+a record-mode source's WHIP publisher), the API lists it (`GET /api/sources/<id>/recordings`).
+msgspec only: the API process never imports PyAV.
 
 In `<record.dir>/<source-id>/`, each file replaced atomically (temporary file + rename):
 - segments `20261126T130512.345Z.mp4` (UTC start, millisecond precision: names sort in time order);
@@ -81,12 +82,19 @@ def read_open_state(directory: Path) -> SegmentEntry | None:
 
 
 def current_segments(directory: Path) -> list[SegmentEntry]:
-    """The index with the open segment's fresher state merged in, in name (= time) order."""
+    """The index with the open segment's fresher state merged in, in name (= time) order.
+
+    Only the segment `open.json` names is open: an index entry still marked open without it was
+    closed when the index could not be rewritten (a full disk), or by a worker killed since."""
     index = read_index(directory)
     entries = {e.file: e for e in (index.segments if index is not None else [])}
     live = read_open_state(directory)
-    if live is not None and live.open:
-        known = entries.get(live.file)
+    live_file = live.file if live is not None and live.open else None
+    for name, entry in entries.items():
+        if entry.open and name != live_file:
+            entries[name] = msgspec.structs.replace(entry, open=False)
+    if live is not None and live_file is not None:
+        known = entries.get(live_file)
         if known is None or known.open:  # a closed entry in the index is newer news than open.json
-            entries[live.file] = live
+            entries[live_file] = live
     return [entries[name] for name in sorted(entries)]

@@ -18,6 +18,12 @@ StreamType = Literal["video", "audio"]
 Mode = Literal["stream", "record", "relay"]
 SourceKindName = Literal["rtsp", "file", "device", "url", "demo", "none"]
 RequiredSources = Literal["any", "all"]  # ready.requireSources, when not a list of source ids
-ControlErrorCode = Literal["bad_request", "not_found", "conflict", "busy", "unavailable"]
+# "internal": the worker failed unexpectedly while answering (its log has the traceback).
+ControlErrorCode = Literal["bad_request", "not_found", "conflict", "busy", "unavailable", "internal"]
 EventType = Literal["motion.start", "motion.end", "speech.start", "speech.stop", "snapshot", "clip",
-                    "source.online", "source.offline", "session.opened", "session.closed"]
+                    "source.online", "source.offline", "session.opened", "session.closed",
+                    "record.failed", "record.resumed"]
+# Whether a source's recording works: "off" when it records nothing, "failing" while writes fail.
+RecordState = Literal["recording", "failing", "off"]
+# What a worker writes to disk: segments (continuous or a WHIP publisher's), snapshots, clips.
+RecordTarget = Literal["recording", "snapshots", "clips"]

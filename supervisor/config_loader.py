@@ -361,5 +361,5 @@ def load_settings(flags: Flags, env: typing.Mapping[str, str]) -> Settings:
         auth=cfg.auth, turn=cfg.turn, stun=cfg.stun, webrtc=cfg.webrtc, web_root=cfg.web_root,
         record_dir=cfg.media.record_dir,
         mode=cfg.media.mode, log_level=log_level, sources=sources, supervisor=cfg.supervisor, ready=cfg.ready,
-        warnings=warnings,
+        warnings=warnings, source_ids=[s.id for s in sources],
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,7 @@ from workers.control_server import ControlServer
 from workers.event_emitter import EventEmitter
 from workers.fault_injection import arm_from_env
 from workers.intelligence.pipelines import Intelligence, build_intelligence
+from workers.recording.segment_store import SegmentStore
 from workers.recording.segments import SegmentRecorder
 from workers.source.reader import SourceReader
 from workers.source.taps import PacketTap
@@ -39,6 +41,8 @@ from workers.webrtc.fanout import Fanout
 from workers.webrtc.ice import restrict_host_addresses
 from workers.webrtc.publisher import PublisherSink, RecordSink, RelaySink
 from workers.webrtc.sessions import Session, SessionManager
+
+log = logging.getLogger("icey.worker")
 
 
 def source_watch(events: EventEmitter, fanout: Fanout, changes: ChangeSignal) -> Callable[[SourceStatus], None]:
@@ -92,10 +96,15 @@ async def run_worker(settings: Settings, src: SourceSettings, runtime_dir: Path)
     delivery: Delivery | None = None
     recorder: SegmentRecorder | None = None
     intelligence: Intelligence | None = None
+    store: SegmentStore | None = None
+    if src.mode == "record" or src.record.enabled:  # segments of the WHIP publisher, or of the source
+        store = SegmentStore(src.id, src.record, events.emit, changes.notify)
+        if src.mode == "record" and src.record.enabled and src.kind != "none":
+            log.warning("record mode records the WHIP publisher: record.enabled for %s is ignored", src.id)
     if src.kind != "none":
         taps: list[PacketTap] = []
-        if src.record.enabled:  # continuous recording
-            recorder = SegmentRecorder(src.id, src.record)
+        if store is not None and src.mode != "record":  # continuous recording
+            recorder = SegmentRecorder(store)
             taps.append(recorder)
         intelligence = build_intelligence(settings, src, events, changes.notify)
         if intelligence is not None:
@@ -106,8 +115,8 @@ async def run_worker(settings: Settings, src: SourceSettings, runtime_dir: Path)
     relay_timeline = Timeline()
 
     def sink_for(session: Session) -> PublisherSink:
-        if src.mode == "record":
-            return RecordSink(Path(settings.record_dir), src.id)
+        if store is not None and src.mode == "record":
+            return RecordSink(store)
         return RelaySink(fanout, relay_timeline)
 
     def has_audio() -> bool:
@@ -117,10 +126,10 @@ async def run_worker(settings: Settings, src: SourceSettings, runtime_dir: Path)
 
     sessions = SessionManager(settings, src, fanout, changes.notify, has_audio, sink_for, events)
     publisher = StatePublisher(sock, src.id, settings.supervisor.heartbeat_ms / 1000, changes, reader, sessions,
-                               intelligence)
+                               intelligence, store.health if store is not None else None)
     control = ControlServer(ctx, runtime_dir, src.index, src.id, reader, delivery, sessions)
-    if recorder is not None:
-        recorder.start()
+    if store is not None:
+        store.start()  # recovers what a previous worker left, in its own thread
     if intelligence is not None:
         intelligence.start()
     jobs = [publisher.run(), control.run(), sessions.watch_liveness()]
@@ -145,6 +154,8 @@ async def run_worker(settings: Settings, src: SourceSettings, runtime_dir: Path)
         if recorder is not None:
             recorder.stop()  # closes the open segment now: the reader thread may not get there
         await sessions.close_all()
+        if store is not None:
+            store.stop()
         publisher.send(final=True, death=GUARD.death)
         sock.close(linger_ms=200)  # let the last word out
         ctx.destroy(linger=0)

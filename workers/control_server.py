@@ -1,4 +1,6 @@
-"""Answers the API's requests on this worker's ROUTER socket (the control channel)."""
+"""Answers the API's requests on this worker's ROUTER socket (the control channel). Every request
+gets an answer: one the worker did not expect to fail gets ControlError "internal" at once (the
+traceback goes to the log), never the API's timeout."""
 
 from __future__ import annotations
 
@@ -78,6 +80,9 @@ class ControlServer:
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             self.dropped += 1
             reply = ControlError(code="bad_request", detail=f"undecodable request: {exc}")
+        except Exception:
+            log.exception("control request failed")
+            reply = ControlError(code="internal", detail="the worker failed to handle the request; see its log")
         await self.sock.send_multipart([identity, request_id, encode(reply)])
 
     async def run(self) -> None:

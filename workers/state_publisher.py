@@ -12,6 +12,7 @@ import msgspec
 from protocol.ipc import SnapshotSocket
 from protocol.messages import SourceStatus, WorkerState, encode
 from workers.intelligence.pipelines import Intelligence
+from workers.recording.write_health import WriteHealth
 from workers.source.reader import SourceReader
 from workers.threads import ThreadDeath
 from workers.webrtc.sessions import SessionManager
@@ -35,12 +36,13 @@ class ChangeSignal:
 class StatePublisher:
     def __init__(self, sock: SnapshotSocket, source_id: str, heartbeat_sec: float, changes: ChangeSignal,
                  reader: SourceReader | None, sessions: SessionManager,
-                 intelligence: Intelligence | None) -> None:
+                 intelligence: Intelligence | None, record: WriteHealth | None = None) -> None:
         self.sock = sock
         self.source_id = source_id
         self.heartbeat_sec = heartbeat_sec
         self.changes = changes
         self.reader, self.sessions, self.intelligence = reader, sessions, intelligence
+        self.record = record
         self.seq = 0
         self.started_mono = time.monotonic()
 
@@ -57,7 +59,8 @@ class StatePublisher:
         return WorkerState(source_id=self.source_id, pid=os.getpid(), started_mono=self.started_mono, seq=self.seq,
                            source=self._source_status(), sessions=self.sessions.infos(),
                            sessions_active=self.sessions.active, sessions_total=self.sessions.total,
-                           vision=vision, speech=speech)
+                           vision=vision, speech=speech,
+                           record=self.record.status() if self.record is not None else None)
 
     def send(self, final: bool = False, death: ThreadDeath | None = None) -> None:
         """`final`: the last word before exit, so the API shows `stopped` (or, after a thread's

@@ -68,7 +68,7 @@ def _check_recording(path: Path, min_frames: int) -> dict:
 
 
 def test_publish_to_record_and_stop(icey, browser, tmp_path: Path):
-    server, record_dir = record_server(icey, tmp_path)
+    server, segments = record_server(icey, tmp_path)
     r = server.get("/publish/desk")
     assert r.status == 200 and r.headers["content-type"] == "text/html; charset=utf-8"
     assert "script-src" not in r.headers["content-security-policy"]  # default-src 'self': no inline script
@@ -99,7 +99,7 @@ def test_publish_to_record_and_stop(icey, browser, tmp_path: Path):
     wait_for(lambda: not source_sessions(server, "desk", {}), 10, what="the publisher's session to end after Stop")
     server.wait_source("desk", lambda s: s["state"] == "offline", timeout=10)
     assert page.locator("#error").text_content() == ""
-    files = wait_for(lambda: list(record_dir.glob("desk-*.mp4")), 10, what="the recording")
+    files = wait_for(lambda: list(segments.glob("*.mp4")), 10, what="the recording")
     assert len(files) == 1, files
     info = _check_recording(files[0], min_frames=40)
     print(f"recording {files[0].name}: {info['streams']} duration {info['format']['duration']}")
@@ -108,13 +108,13 @@ def test_publish_to_record_and_stop(icey, browser, tmp_path: Path):
 
 
 def test_publish_to_record_survives_kill_of_the_worker(icey, browser, tmp_path: Path):
-    server, record_dir = record_server(icey, tmp_path)
+    server, segments = record_server(icey, tmp_path)
     page = new_page(browser)
     _start_publishing(server, page, "desk", min_frames=60, min_seconds=4.0)
     worker = server.source("desk")["worker"]
     assert worker["pid"] and worker["restarts"] == 0, worker
     os.kill(worker["pid"], signal.SIGKILL)
-    files = list(record_dir.glob("desk-*.mp4"))
+    files = list(segments.glob("*.mp4"))
     assert len(files) == 1, files
     wait_for(lambda: server.source("desk")["worker"]["restarts"] == 1, 15, what="the worker to restart")
     info = _check_recording(files[0], min_frames=30)  # fragments of 0.5 s: about a second lost at most

@@ -13,6 +13,7 @@ import av
 import pytest
 from support.media import ffprobe
 from support.processes import wait_for
+from support.small_disk import fill, small_disk
 from support.sse import SseClient
 
 RATE, GOP = 25, 10  # a keyframe every 0.4 s: the pre-roll starts at most 0.4 s early
@@ -262,3 +263,50 @@ def test_a_slow_analysis_drops_frames_not_the_source(icey):
     video = server.wait_source("busy", lambda s: (s["media"]["video"] or {}).get("fps", 0) > 0)["media"]["video"]
     assert video["fps"] == pytest.approx(15, abs=2.5)
     assert server.source("busy")["reconnects"] == 0
+
+
+def test_artifact_retention_deletes_only_what_the_server_named(icey, tmp_path):
+    """Issue 9 item 12: the snapshots folder may be shared; retention deletes the artifacts of
+    this server's sources and leaves everything else alone, however old."""
+    snapshots = tmp_path / "rec" / "snapshots"
+    snapshots.mkdir(parents=True)
+    two_hours_ago = time.time() - 7200
+
+    def old(name: str) -> Path:
+        path = snapshots / name
+        path.write_bytes(b"\xff\xd8 a jpeg")
+        os.utime(path, (two_hours_ago, two_hours_ago))
+        return path
+
+    ours = [old("square-2020-01-01T00-00-00.000Z.jpg"), old("still-2020-01-01T00-00-01.000Z-1.jpg")]
+    theirs = [old("holiday.jpg"), old("stranger-2020-01-01T00-00-00.000Z.jpg"), old("square.jpg")]
+    retention = {"maxAgeHours": 1, "maxTotalMb": 0, "minFreeMb": 0}
+    icey(["--no-turn"], config={
+        "media": {"recordDir": str(tmp_path / "rec"), "intelligence": {"artifacts": {"retention": retention}}},
+        "sources": [{"id": "square", "source": "demo://square?size=320x180&rate=10",
+                     "intelligence": vision(snapshots=True)},
+                    {"id": "still", "mode": "relay"}]})
+    wait_for(lambda: not any(p.exists() for p in ours), 20, what="the server's own old snapshots deleted")
+    assert all(p.exists() for p in theirs), [p.name for p in theirs if not p.exists()]
+
+
+def test_snapshot_failures_on_a_full_disk_are_visible(icey, tmp_path):
+    """Issue 8 item 2: a snapshot the disk refuses shows in the vision status and as a
+    record.failed event; the next one that fits clears it (record.resumed)."""
+    with small_disk(tmp_path / "disk", 5) as disk:
+        server = icey(["--no-turn"], config={
+            "media": {"recordDir": str(disk / "rec")}, "supervisor": {"heartbeatMs": 500},
+            "sources": [{"id": "square", "source": "demo://square?size=320x180&rate=10&move=1&period=2",
+                         "intelligence": vision(snapshots=True)}]})
+        wait_for(lambda: history(server, "square", "snapshot"), 20, what="a first snapshot")
+        filler = fill(disk)
+        status = wait_for(lambda: (v := intelligence(server, "square")["vision"])["lastError"] and v, 20,
+                          what="the failure in the vision status")
+        assert "No space left" in status["lastError"] and status["lastError"].startswith("snapshots:")
+        failed = wait_for(lambda: history(server, "square", "record"), 5, what="a record.failed event")
+        assert [e["type"] for e in failed] == ["record.failed"]
+        assert failed[0]["data"]["target"] == "snapshots" and "No space left" in failed[0]["data"]["detail"]
+        filler.unlink()
+        wait_for(lambda: intelligence(server, "square")["vision"]["lastError"] is None, 20, what="snapshots again")
+        assert [e["type"] for e in history(server, "square", "record")] == ["record.failed", "record.resumed"]
+        server.kill_all()  # before the disk goes

@@ -195,6 +195,17 @@ def test_artifacts_auth_range_head_mime(demo_server):
     assert server.get("/artifacts/snapshots/demo/a.jpg").status == 401
 
 
+def test_a_suffix_range_longer_than_the_file_is_the_whole_file(demo_server):
+    """Issue 9 item 14: `bytes=-N` with N past the size is all of it (RFC 9110 14.1.3), not 416."""
+    server, record_dir = demo_server
+    item = closed(listing(server, "demo"))[0]
+    data = file_of(record_dir, item).read_bytes()
+    r = server.get(item["url"], {**AUTH, "Range": "bytes=-99999999"})
+    assert r.status == 206 and r.body == data
+    assert r.headers["content-range"] == f"bytes 0-{len(data) - 1}/{len(data)}"
+    assert int(r.headers["content-length"]) == len(data)
+
+
 def test_artifacts_never_leave_the_roots(demo_server):
     server, record_dir = demo_server
     workdir = server.workdir  # holds config.json (with the token), next to record_dir's parent

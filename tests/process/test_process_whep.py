@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
+import json
+import socket
 
 import pytest
 from support.processes import until, wait_for
 from support.servers import LOOPBACK
 from support.webrtc_client import wait_frames, watch
+
+from protocol.messages import MAX_SDP_BYTES
 
 SDP = {"Content-Type": "application/sdp"}
 
@@ -187,6 +192,28 @@ def test_signalling_errors(icey):
     assert r.status == 204 and "application/sdp" in r.headers["accept-post"]
     assert server.get("/api/sources/nope/sessions").status == 404
     assert server.get("/api/health").status == 200  # none of this hurt the server
+
+
+def test_an_oversized_offer_is_answered_413_before_its_body(icey):
+    """Issue 9 item 15: the API takes no more SDP than a worker does (MAX_SDP_BYTES), and says so
+    with a 413 a client gets to read, even one that sends its whole 20 MB first."""
+    server = icey(["--no-turn"], config={**LOOPBACK, "sources": [{"id": "live", "mode": "relay"}]})
+    path = "/api/sources/live/whep"
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=15)
+    conn.request("POST", path, body=b"v" * 20_000_000, headers=SDP)
+    r = conn.getresponse()
+    body = json.loads(r.read())
+    assert r.status == 413 and body["status"] == "error" and body["error"] == "too_large"
+    assert str(MAX_SDP_BYTES) in body["detail"]
+    conn.close()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:  # headers only: no body sent
+        s.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/sdp\r\n"
+                  f"Content-Length: 20000000\r\n\r\n".encode())
+        assert s.recv(4096).startswith(b"HTTP/1.1 413")
+    r = server.request("POST", path, SDP, b"v" * (MAX_SDP_BYTES + 1))
+    assert r.status == 413 and r.json()["error"] == "too_large"
+    r = server.request("POST", path, SDP, b"v" * MAX_SDP_BYTES)  # at the limit: the worker reads it (no SDP)
+    assert r.status == 400 and r.json()["error"] == "bad_request"
 
 
 def test_ice_servers_in_link_headers(icey):

@@ -34,6 +34,8 @@ PROGRAM_PACKAGES = {
     "janus": "janus",
     "chromium": "chromium",
     "ip": "iproute2",
+    "mount": "mount",  # a small tmpfs: a disk that fills up
+    "umount": "mount",
     "python3": "python3-gi",  # the system Python runs the GStreamer camera; python3-gi is what it needs there
 }
 # Modules that come from Debian packages, not from PyPI (imported by scripts the system Python runs).

@@ -16,6 +16,7 @@ from support.media import make_media_file
 from api.artifact_routes import list_recordings
 from protocol.config import RecordConfig, RetentionConfig
 from protocol.recordings import INDEX_NAME, OPEN_NAME, parse_segment_name, read_index, segment_name
+from workers.recording.segment_store import SegmentStore
 from workers.recording.segments import SegmentRecorder
 from workers.source.taps import SourceStreams
 from workers.source.timeline import Timeline
@@ -29,6 +30,13 @@ def test_segment_names_sort_and_round_trip():
     assert sorted([segment_name(later), segment_name(when)])[0] == segment_name(when)
     for bad in ("index.json", "20261126T130512.345Z.mp4.tmp", "2026-11-26T13:05:12Z.mp4", "20261126T130512.34xZ.mp4"):
         assert parse_segment_name(bad) is None
+
+
+def recorder_for(record: RecordConfig) -> SegmentRecorder:
+    """A worker's recorder, its store's recovery done (what the store's thread does first)."""
+    store = SegmentStore("cam", record)
+    store.recover()
+    return SegmentRecorder(store)
 
 
 def feed(recorder: SegmentRecorder, path: Path, timeline: Timeline, close: bool = True) -> int:
@@ -69,7 +77,7 @@ def source_file(tmp_path: Path) -> Path:
 
 def test_rolls_at_keyframes_and_starts_anew_per_open(tmp_path, source_file):
     record = RecordConfig(enabled=True, segment_seconds=2.0, dir=str(tmp_path / "rec"))
-    recorder = SegmentRecorder("cam", record)
+    recorder = recorder_for(record)
     timeline = Timeline()
     feed(recorder, source_file, timeline)
     feed(recorder, source_file, timeline)  # a reconnect: a new epoch, a new segment
@@ -102,15 +110,21 @@ def test_rolls_at_keyframes_and_starts_anew_per_open(tmp_path, source_file):
 
 def test_open_segment_is_listed_and_recovered_after_a_crash(tmp_path, source_file):
     record = RecordConfig(enabled=True, segment_seconds=60.0, dir=str(tmp_path / "rec"))
-    crashed = SegmentRecorder("cam", record)
+    crashed = recorder_for(record)
     feed(crashed, source_file, Timeline(), close=False)  # never closed: what a kill -9 leaves
     directory = tmp_path / "rec" / "cam"
     (segment,) = directory.glob("*.mp4")
     items = msgspec.to_builtins(list_recordings(directory, "cam"))  # the JSON the API serves
     assert len(items) == 1 and items[0]["open"] is True and items[0]["bytes"] == segment.stat().st_size
     assert (directory / OPEN_NAME).exists()
+    # Only what open.json names is open: an index entry left marked open (its close could not
+    # rewrite a full disk's index) is listed closed.
+    moved = directory / "open.json.away"
+    (directory / OPEN_NAME).rename(moved)
+    assert [i["open"] for i in msgspec.to_builtins(list_recordings(directory, "cam"))] == [False]
+    moved.rename(directory / OPEN_NAME)
 
-    restarted = SegmentRecorder("cam", record)  # the restarted worker
+    restarted = recorder_for(record)  # the restarted worker
     index = read_index(directory)
     assert index is not None and len(index.segments) == 1
     entry = index.segments[0]
@@ -120,7 +134,7 @@ def test_open_segment_is_listed_and_recovered_after_a_crash(tmp_path, source_fil
     orphan = directory / "20200101T000000.000Z.mp4"
     shutil.copy(segment, orphan)
     (directory / INDEX_NAME).unlink()
-    SegmentRecorder("cam", record)
+    recorder_for(record)
     assert [e.file for e in read_index(directory).segments] == [orphan.name, segment.name]
     restarted.stop()
 
@@ -145,7 +159,7 @@ def test_unsupported_audio_is_skipped_and_failures_never_raise(tmp_path, caplog)
         out.mux(a.encode(None))
     record = RecordConfig(enabled=True, segment_seconds=1.0, dir=str(tmp_path / "rec"),
                           retention=RetentionConfig(max_age_hours=0, max_total_mb=0))
-    recorder = SegmentRecorder("cam", record)
+    recorder = recorder_for(record)
     with caplog.at_level(logging.WARNING, logger="icey.recording"):
         feed(recorder, src, Timeline())
         feed(recorder, src, Timeline())
@@ -165,7 +179,7 @@ def test_unsupported_audio_is_skipped_and_failures_never_raise(tmp_path, caplog)
 def test_a_source_clock_going_back_continues_the_track(tmp_path, source_file):
     """GStreamer's RTSP server restarts its timestamps when another client joins a shared stream:
     the segment's tracks must go on increasing (an unplayable track otherwise)."""
-    recorder = SegmentRecorder("cam", RecordConfig(enabled=True, segment_seconds=60.0, dir=str(tmp_path / "rec")))
+    recorder = recorder_for(RecordConfig(enabled=True, segment_seconds=60.0, dir=str(tmp_path / "rec")))
     timeline = Timeline()
     with av.open(str(source_file)) as source:
         video, audio = source.streams.video[0], source.streams.audio[0]

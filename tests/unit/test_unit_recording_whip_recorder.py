@@ -6,6 +6,8 @@ import time
 
 import av
 
+from protocol.config import RecordConfig
+from workers.recording.segment_store import SegmentStore
 from workers.recording.whip_recorder import WhipRecorder
 from workers.source.demo import DemoSource
 
@@ -22,11 +24,13 @@ def _feed(recorder: WhipRecorder, url: str, seconds: float, clock_origin: int = 
 
 
 def test_a_resolution_change_starts_a_new_file(tmp_path):
-    recorder = WhipRecorder(tmp_path, "desk")
+    store = SegmentStore("desk", RecordConfig(dir=str(tmp_path)))
+    store.recover()
+    recorder = WhipRecorder(store)
     _feed(recorder, "demo://testsrc2?size=320x180&rate=25", 1.2)
     _feed(recorder, "demo://testsrc2?size=640x360&rate=25", 1.2, clock_origin=90_000 * 2)
     recorder.close()
-    files = sorted(tmp_path.glob("desk-*.mp4"))
+    files = sorted((tmp_path / "desk").glob("*.mp4"))
     assert len(files) == 2
     sizes = []
     for path in files:

@@ -7,11 +7,13 @@
   are `/artifacts/<path under recordDir>`; a custom dir outside recordDir gets no URL (None)
   rather than a link that 404s.
 - Kill-safety: an artifact is written as `<name>.part` and renamed once complete. At worker start
-  a leftover `.mp4.part` of this source is kept (renamed) when it has playable video, else removed.
-- Retention (`intelligence.artifacts.retention`): recording.retention.sweep on the snapshots dir
-  and on the clips dir, after every artifact and every 10 minutes. A directory is shared by every
-  source writing to it, so the limit is per directory, whichever source's worker happens to
-  sweep; `.part` files are never counted or deleted.
+  (in a thread: the worker reports meanwhile) a leftover `.mp4.part` of this source, older than
+  this worker, is kept (renamed) when it has playable video, else removed.
+- Retention (`intelligence.artifacts.retention`, with its free-space floor): `sweep` (recording/
+  retention.py) on the snapshots dir and on the clips dir, after every artifact and every 10
+  minutes. A directory is shared by every source writing to it, so the limit is per directory,
+  whichever source's worker happens to sweep; only artifact names of this server's sources are
+  counted and deleted (an operator's shared folder keeps its other files), `.part` files never.
 """
 
 from __future__ import annotations
@@ -45,10 +47,12 @@ def artifact_name(source_id: str, wall: float, ext: str) -> str:
     return f"{source_id}-{artifact_stamp(wall)}.{ext}"
 
 
-def _owned(source_id: str) -> re.Pattern[str]:
-    """This source's artifact names only (`cam` must not match `cam-2-...`)."""
-    return re.compile(rf"^{re.escape(source_id)}-\d{{4}}-\d\d-\d\dT\d\d-\d\d-\d\d(?:\.\d+)?Z(?:-\d+)?"
-                      rf"\.(?:jpg|mp4)(?:\.part)?$")
+def artifact_names(source_ids: list[str], part: bool = False) -> re.Pattern[str]:
+    """The artifact names of these sources only (`cam` must not match `cam-2-...`), with the
+    `.part` suffix of one being written when `part`."""
+    ids = "|".join(re.escape(i) for i in source_ids)
+    return re.compile(rf"^(?:{ids})-\d{{4}}-\d\d-\d\dT\d\d-\d\d-\d\d(?:\.\d+)?Z(?:-\d+)?"
+                      rf"\.(?:jpg|mp4){re.escape(PART) if part else ''}$")
 
 
 @dataclass(frozen=True)
@@ -94,20 +98,23 @@ def has_playable_video(path: Path) -> bool:
     return False
 
 
-def recover_partials(directory: Path, source_id: str) -> tuple[int, int]:
-    """Leftovers of a killed worker: (kept, removed). A partial fragmented MP4 with a keyframe
-    plays; anything else (a half-written JPEG, a clip with no fragment yet) is removed."""
+def recover_partials(directory: Path, source_id: str, before: float) -> tuple[int, int]:
+    """Leftovers of a killed worker, last written before `before` (this worker's start, so a
+    clip it is writing now is never touched): (kept, removed). A partial fragmented MP4 with a
+    keyframe plays; anything else (a half-written JPEG, a clip with no fragment yet) is removed."""
     kept = removed = 0
-    pattern = _owned(source_id)
+    pattern = artifact_names([source_id], part=True)
     try:
         entries = list(directory.iterdir())
     except OSError:
         return 0, 0
     for path in entries:
-        if not path.name.endswith(PART) or not pattern.match(path.name):
+        if not pattern.match(path.name):
             continue
         final = path.with_name(path.name[:-len(PART)])
         try:
+            if path.stat().st_mtime >= before:
+                continue
             if final.suffix == ".mp4" and not final.exists() and has_playable_video(path):
                 path.rename(final)
                 kept += 1
@@ -120,28 +127,40 @@ def recover_partials(directory: Path, source_id: str) -> tuple[int, int]:
 
 
 class ArtifactStore:
-    """Directories, start-up tidying and retention of one source's artifacts."""
+    """Directories, start-up tidying and retention of one source's artifacts. `source_ids` are
+    every configured source's: the directories are shared, and so is their retention."""
 
     def __init__(self, source_id: str, retention: RetentionConfig, directories: list[ArtifactDir],
-                 record_dir: str) -> None:
+                 source_ids: list[str]) -> None:
         self.source_id, self.retention = source_id, retention
-        self.record_dir = Path(record_dir).resolve()
         self.directories = directories
+        self._ours = artifact_names(source_ids)
         self._lock = threading.Lock()
         self._last_sweep = 0.0
+        self._started = time.time()
+        self._create_directories()
 
-    def prepare(self) -> None:
-        """Creates the directories and deals with what a killed worker left (before any writer runs)."""
+    def _create_directories(self) -> None:
+        """Before any writer runs; a failure shows when a write fails."""
         for d in self.directories:
             try:
                 d.path.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 log.warning("cannot create %s: %s", d.path, exc)
-                continue
-            kept, removed = recover_partials(d.path, self.source_id)
+
+    def start(self) -> None:
+        """Tidies what a killed worker left, in a thread: it may take a while on a big folder."""
+        threading.Thread(target=self.prepare, name=f"artifacts-{self.source_id}", daemon=True).start()
+
+    def prepare(self) -> None:
+        for d in self.directories:
+            kept, removed = recover_partials(d.path, self.source_id, self._started)
             if kept or removed:
                 log.info("unfinished artifacts in %s: %d kept (playable), %d removed", d.path.name, kept, removed)
         self.maybe_sweep(force=True)
+
+    def owns(self, name: str) -> bool:
+        return self._ours.match(name) is not None
 
     def maybe_sweep(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -152,10 +171,8 @@ class ArtifactStore:
     def written(self) -> None:
         with self._lock:
             self._last_sweep = time.monotonic()
-            for d in self.directories:
-                if d.url_prefix == "/artifacts" or self.record_dir.is_relative_to(d.path):
-                    continue  # the recordings live below: never sweep them with the artifacts' limit
+            for d in self.directories:  # recordings below one are safe: only artifact names go, not recursively
                 try:
-                    sweep(d.path, self.retention)
+                    sweep(d.path, self.retention, self.owns)
                 except OSError as exc:
                     log.warning("retention of %s failed: %s", d.path, exc)

@@ -3,6 +3,8 @@ the codec parameters are the source's), from the last keyframe at or before `pre
 the motion started until `postRollUsec` after it ended; a new motion within the post-roll
 extends the clip. A ring of copied packets holds the pre-roll; the writer is a thread of its own.
 The clip is written as `<name>.mp4.part` and renamed when complete; the `clip` event follows.
+A write the disk refuses ends the clip (what reached the disk stays if it plays) and shows in the
+write health (vision status, record.failed / record.resumed with target "clips").
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from workers.intelligence.artifact_dir import PART, ArtifactDir, ArtifactStore
 from workers.intelligence.clip_inbox import ClipInbox, Control, MotionEnded, MotionStarted, SourceClosed, SourceOpened
 from workers.intelligence.preroll import PreRollRing, TimedPacket
 from workers.recording.fmp4 import Fmp4Writer
+from workers.recording.write_health import WriteHealth
 from workers.source.taps import SourceStreams
 from workers.threads import GUARD
 
@@ -43,12 +46,15 @@ class _Clip:
         self._last_video_dts = origin
 
     def write(self, item: TimedPacket) -> None:
+        """Raises OSError when the disk refuses the write."""
         if item.kind == "audio" and item.seconds < self.origin - 1e-6:
             return
         try:
             if not self.writer.write(item.kind, item.data, item.seconds - self.origin,
                                      item.dts_seconds - self.origin, item.duration, item.key):
                 return
+        except OSError:
+            raise
         except (av.error.FFmpegError, ValueError) as exc:
             log.debug("clip mux error: %s", exc)
             return
@@ -67,8 +73,9 @@ class ClipRecorder:
 
     def __init__(self, source_id: str, directory: ArtifactDir, cfg: ClipsConfig,
                  on_clip: Callable[[ArtifactData, float], None], store: ArtifactStore | None = None,
-                 max_clip_sec: float = MAX_CLIP_SEC) -> None:
+                 max_clip_sec: float = MAX_CLIP_SEC, health: WriteHealth | None = None) -> None:
         self.source_id, self.directory, self.store = source_id, directory, store
+        self.health = health
         self.pre_roll = max(0.0, cfg.pre_roll_usec / 1e6)
         self.post_roll = max(0.0, cfg.post_roll_usec / 1e6)
         self.on_clip = on_clip
@@ -183,7 +190,7 @@ class ClipRecorder:
                 self._finish("maximum length")
                 self._open_at(item, [item], clip.deadline)
             else:
-                clip.write(item)
+                self._write(clip, [item])
         elif self._pending_start is not None and item.video_key:
             deadline, self._pending_start, self._pending_deadline = self._pending_deadline, None, None
             if deadline is None or item.seconds <= deadline:
@@ -208,13 +215,24 @@ class ClipRecorder:
             clip = self._create(path, key)
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             log.warning("cannot start a clip: %s", exc)
+            if isinstance(exc, OSError) and self.health is not None:
+                self.health.failed(exc)
             return
         if clip is None:
             return
         self._clip = clip
         clip.deadline = deadline
-        for item in items:
-            clip.write(item)
+        self._write(clip, items)
+
+    def _write(self, clip: _Clip, items: list[TimedPacket]) -> None:
+        try:
+            for item in items:
+                clip.write(item)
+        except OSError as exc:  # the disk: this clip ends here
+            log.warning("clip %s cut short: %s", clip.path.name, exc)
+            if self.health is not None:
+                self.health.failed(exc)
+            self._finish("write failed", failed=True)
 
     def _create(self, path: Path, key: TimedPacket) -> _Clip | None:
         with self._streams_lock:
@@ -233,7 +251,7 @@ class ClipRecorder:
                 raise
         return _Clip(writer, key.dts_seconds, self._frame_interval)
 
-    def _finish(self, why: str) -> None:
+    def _finish(self, why: str, failed: bool = False) -> None:
         clip, self._clip = self._clip, None
         if clip is None:
             return
@@ -242,9 +260,13 @@ class ClipRecorder:
             size = clip.writer.close()
         except OSError as exc:  # renaming the finished `.part`
             log.warning("clip %s not kept: %s", clip.path.name, exc)
+            if self.health is not None:
+                self.health.failed(exc)
             return
         if not size:
             return
+        if self.health is not None and not failed:
+            self.health.succeeded()
         self.last_url = self.directory.url(clip.path.name)
         duration = round(clip.end - clip.origin, 3)
         log.info("clip %s: %.1f s, %d frames (%s)", clip.path.name, duration, clip.frames, why)

@@ -34,6 +34,7 @@ from workers.intelligence.decoder import AUDIO_RATE, BoundedQueue, FrameDecoder,
 from workers.intelligence.motion import MotionDetector, MotionEvent
 from workers.intelligence.snapshots import SnapshotWriter
 from workers.intelligence.voice import VoiceActivityDetector
+from workers.recording.write_health import WriteHealth
 from workers.threads import GUARD
 
 log = logging.getLogger("icey.intelligence")
@@ -138,7 +139,15 @@ class VisionPipeline:
             events=self.events, queue_drops=self.queue.drops + self.packet_drops(), analysis_fps=round(fps, 2),
             latency_ms=round(median(latencies), 1) if latencies else None,
             last_snapshot_url=self.snapshots.last_url if self.snapshots is not None else None,
-            last_clip_url=self.clips.last_url if self.clips is not None else None)
+            last_clip_url=self.clips.last_url if self.clips is not None else None,
+            last_error=self._artifact_error())
+
+    def _artifact_error(self) -> str | None:
+        for writer in (self.snapshots, self.clips):
+            health = writer.health if writer is not None else None
+            if health is not None and health.failing:
+                return f"{health.target}: {health.last_error}"
+        return None
 
 
 class SpeechPipeline:
@@ -177,14 +186,17 @@ class SpeechPipeline:
 
 class Intelligence:
     def __init__(self, decoder: FrameDecoder, vision: VisionPipeline | None, speech: SpeechPipeline | None,
-                 clips: ClipRecorder | None) -> None:
+                 clips: ClipRecorder | None, artifacts: ArtifactStore | None = None) -> None:
         self.decoder, self.vision, self.speech, self.clips = decoder, vision, speech, clips
+        self.artifacts = artifacts
 
     @property
     def taps(self) -> list:
         return [t for t in (self.decoder, self.clips) if t is not None]
 
     def start(self) -> None:
+        if self.artifacts is not None:
+            self.artifacts.start()
         if self.clips is not None:
             self.clips.start()
         if self.vision is not None:
@@ -224,16 +236,20 @@ def build_intelligence(settings: Settings, src: SourceSettings, events: EventEmi
             on_change()
         except RuntimeError:
             pass
-    vision = speech = clips = None
+
+    def emit_record(type_: EventType, data: EventData) -> None:
+        emit(type_, data, None)
+
+    vision = speech = clips = store = None
     if vision_cfg.enabled:
         snapshots_dir = ArtifactDir.resolve(settings.record_dir, vision_cfg.snapshots.dir, "snapshots")
         clips_dir = ArtifactDir.resolve(settings.record_dir, vision_cfg.clips.dir, "clips")
         dirs = ([snapshots_dir] if vision_cfg.snapshots.enabled else []) + (
             [clips_dir] if vision_cfg.clips.enabled else [])
-        store = ArtifactStore(src.id, intel.artifacts.retention, dirs, settings.record_dir) if dirs else None
-        if store is not None:
-            store.prepare()
-        snapshots = (SnapshotWriter(src.id, snapshots_dir, vision_cfg.snapshots.min_interval_usec, store)
+        if dirs:
+            store = ArtifactStore(src.id, intel.artifacts.retention, dirs, settings.source_ids)
+        snapshots = (SnapshotWriter(src.id, snapshots_dir, vision_cfg.snapshots.min_interval_usec, store,
+                                    WriteHealth("snapshots", snapshots_dir.path, emit_record, changed))
                      if vision_cfg.snapshots.enabled else None)
 
         def clip_done(data: ArtifactData, seconds: float) -> None:
@@ -241,7 +257,8 @@ def build_intelligence(settings: Settings, src: SourceSettings, events: EventEmi
             changed()
 
         if vision_cfg.clips.enabled:
-            clips = ClipRecorder(src.id, clips_dir, vision_cfg.clips, clip_done, store)
+            clips = ClipRecorder(src.id, clips_dir, vision_cfg.clips, clip_done, store,
+                                 health=WriteHealth("clips", clips_dir.path, emit_record, changed))
         vision = VisionPipeline(vision_cfg, emit, changed, snapshots, clips,
                                 store.maybe_sweep if store is not None else None)
     if speech_cfg.enabled:
@@ -261,7 +278,7 @@ def build_intelligence(settings: Settings, src: SourceSettings, events: EventEmi
         vision.packet_drops = lambda: decoder.video_queue.drops
     if speech is not None:
         speech.queue_drops = lambda: decoder.audio_queue.drops
-    result = Intelligence(decoder, vision, speech, clips)
+    result = Intelligence(decoder, vision, speech, clips, store)
     log.info("intelligence on: vision=%s speech=%s snapshots=%s clips=%s", vision is not None, speech is not None,
              vision_cfg.enabled and vision_cfg.snapshots.enabled, clips is not None)
     return result

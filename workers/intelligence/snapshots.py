@@ -11,6 +11,7 @@ import av
 
 from protocol.events import ArtifactData
 from workers.intelligence.artifact_dir import PART, ArtifactDir, ArtifactStore
+from workers.recording.write_health import WriteHealth
 
 log = logging.getLogger("icey.snapshots")
 
@@ -26,8 +27,9 @@ def encode_jpeg(frame: av.VideoFrame) -> bytes:
 
 class SnapshotWriter:
     def __init__(self, source_id: str, directory: ArtifactDir, min_interval_usec: int,
-                 store: ArtifactStore | None = None) -> None:
+                 store: ArtifactStore | None = None, health: WriteHealth | None = None) -> None:
         self.source_id, self.directory, self.store = source_id, directory, store
+        self.health = health
         self.min_interval_usec = min_interval_usec
         self.last_usec: int | None = None
         self.last_url: str | None = None
@@ -47,7 +49,11 @@ class SnapshotWriter:
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             log.warning("snapshot failed: %s", exc)
             part.unlink(missing_ok=True)
+            if isinstance(exc, OSError) and self.health is not None:  # the disk, not the picture
+                self.health.failed(exc)
             return None
+        if self.health is not None:
+            self.health.succeeded()
         self.last_usec, self.count = pts_usec, self.count + 1
         self.last_url = self.directory.url(path.name)
         if self.store is not None:

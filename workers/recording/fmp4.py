@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import logging
+import struct
 from fractions import Fraction
 from pathlib import Path
 
@@ -38,6 +39,30 @@ def mp4_can_hold(codec: str) -> bool:
         with av.open(io.BytesIO(), "w", format="mp4") as probe:
             _MP4_CODECS = set(probe.supported_codecs)
     return codec in _MP4_CODECS
+
+
+def has_fragment(path: Path) -> bool:
+    """Whether the file holds a complete fragment (a `moof` box and the `mdat` after it) on disk:
+    a file cut short by a full disk or a kill may end in a partial one and still play, while a
+    header alone (what a write to a full disk leaves) plays nothing. Reads box headers only."""
+    try:
+        with path.open("rb") as f:
+            size_on_disk = f.seek(0, io.SEEK_END)
+            pos, moof = 0, False
+            while pos + 8 <= size_on_disk:
+                f.seek(pos)
+                size, kind = struct.unpack(">I4s", f.read(8))
+                if size == 1:  # a 64-bit size follows
+                    size = struct.unpack(">Q", f.read(8))[0]
+                if size < 8 or pos + size > size_on_disk:
+                    return False
+                if kind == b"mdat" and moof:
+                    return True
+                moof = kind == b"moof"
+                pos += size
+    except OSError:
+        return False
+    return False
 
 
 class NotSelfContained(ValueError):
@@ -119,8 +144,8 @@ class Fmp4Writer:
         return True
 
     def close(self) -> int:
-        """Ends the file and returns its size; 0 when it was removed because it holds no packet
-        of its main track (video, else audio): such a file plays nothing."""
+        """Ends the file and returns its size; 0 when it was removed because it plays nothing:
+        no packet of its main track (video, else audio), or no fragment reached the disk."""
         try:
             self.container.close()
         except Exception as exc:  # the fragments already flushed still play
@@ -130,7 +155,7 @@ class Fmp4Writer:
             size = self.write_to.stat().st_size
         except OSError:
             size = 0
-        if size == 0 or not self.packets[main]:
+        if size == 0 or not self.packets[main] or not has_fragment(self.write_to):
             self.write_to.unlink(missing_ok=True)
             return 0
         if self.write_to != self.path:

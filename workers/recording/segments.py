@@ -1,90 +1,55 @@
 """Continuous recording: the source's own packets remuxed (no decode, no encode) into fragmented
-MP4 segments `<record.dir>/<source-id>/<UTC start>.mp4` (e.g. `20261126T130512.345Z.mp4`),
-listed in the index next to them (protocol/recordings.py).
+MP4 segments `<record.dir>/<source-id>/<UTC start>.mp4` (e.g. `20261126T130512.345Z.mp4`), kept
+by the source's SegmentStore (naming, index, retention, write health).
 
 A PacketTap: every segment starts on a video keyframe with its timestamps at 0, rolls at the
 first keyframe once `segmentSeconds` have passed, and a camera drop closes it (the next open
 starts a new one). A kill -9 of the worker leaves a playable file short of about a second
 (fmp4.FRAGMENTED). Muxing runs on the reader thread (a memcpy and a page-cache write per packet);
-the retention sweep runs on a thread of its own, every 30 s and after each segment closes.
+a write that fails (a full disk) closes the segment and never reaches the reader.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import av
 
-from protocol.config import RecordConfig
-from protocol.recordings import SegmentEntry, segment_name
-from protocol.times import rfc3339
 from workers.recording.fmp4 import Fmp4Writer, NotSelfContained, mp4_can_hold
-from workers.recording.retention import sweep
 from workers.recording.segment_clock import SegmentClock
-from workers.recording.segment_index import SegmentIndexFiles
+from workers.recording.segment_store import Segment, SegmentStore
 from workers.source.taps import SourceStreams
-from workers.threads import GUARD
 
 log = logging.getLogger("icey.recording")
 
-OPEN_STATE_INTERVAL_SEC = 1.0
-RETENTION_INTERVAL_SEC = 30.0
-FAILURE_BACKOFF_SEC = 5.0
-MIN_SEGMENT_SECONDS = 0.5
 ROLL_SLACK_SEC = 0.001  # float seconds: a keyframe at exactly segmentSeconds rolls
 
 
 class _Segment:
-    def __init__(self, writer: Fmp4Writer, started: datetime, base: float) -> None:
-        self.writer, self.path = writer, writer.path
-        self.entry = SegmentEntry(file=self.path.name, start=rfc3339(started), open=True)
+    def __init__(self, stored: Segment, base: float) -> None:
+        self.stored, self.path = stored, stored.path
+        self.writer = stored.writer
         self.clock = SegmentClock(base)
 
 
 class SegmentRecorder:
-    """One per source. The reader thread calls on_open/on_packet/on_close; `start()` runs the
-    retention thread; `stop()` closes the open segment and ends that thread."""
+    """One per source. The reader thread calls on_open/on_packet/on_close; `stop()` closes the
+    open segment."""
 
-    def __init__(self, source_id: str, record: RecordConfig) -> None:
-        self.source_id = source_id
-        self.directory = Path(record.dir or ".") / source_id
-        self.segment_seconds = max(float(record.segment_seconds), MIN_SEGMENT_SECONDS)
-        self.retention = record.retention
+    def __init__(self, store: SegmentStore) -> None:
+        self.store = store
         self._lock = threading.Lock()
-        self._index = SegmentIndexFiles(self.directory, source_id)
         self._segment: _Segment | None = None
         self._streams: SourceStreams | None = None
         self._record_video = self._record_audio = False
         self._warned: set[str] = set()
-        self._retry_at = 0.0
-        self._open_written_at = 0.0
         self._stopping = False
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            self._index.recover()
-        except OSError as exc:  # each segment start tries again (with a backoff after a failure)
-            log.error("recording directory %s unusable: %s", self.directory, exc)
-
-    # -- lifecycle ---------------------------------------------------------------------------
-
-    def start(self) -> None:
-        log.info("recording to %s in segments of %gs", self.directory, self.segment_seconds)
-        self._thread = GUARD.thread(f"retention-{self.source_id}", self._retention_loop)
-        self._thread.start()
 
     def stop(self) -> None:
         with self._lock:
             self._stopping = True
             self._finish("stopped")
-        self._wake.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=2)
 
     # -- PacketTap ---------------------------------------------------------------------------
 
@@ -121,31 +86,6 @@ class SegmentRecorder:
             self._finish(reason)
             self._streams = None
 
-    # -- the retention thread -------------------------------------------------------------
-
-    def open_paths(self) -> set[Path]:
-        with self._lock:
-            return {self._segment.path} if self._segment is not None else set()
-
-    def sweep_now(self) -> list[Path]:
-        try:
-            deleted = sweep(self.directory, self.retention, keep=self.open_paths)
-        except Exception:
-            log.exception("retention sweep of %s failed", self.directory)
-            return []
-        if deleted:
-            gone = {p.name for p in deleted if p.parent == self.directory}
-            with self._lock:
-                self._index.forget(gone)
-                self._index.write_index()
-        return deleted
-
-    def _retention_loop(self) -> None:
-        while not self._stopping:
-            self.sweep_now()
-            self._wake.wait(RETENTION_INTERVAL_SEC)
-            self._wake.clear()
-
     # -- internals (called with the lock held) -----------------------------------------------
 
     @staticmethod
@@ -170,11 +110,11 @@ class SegmentRecorder:
         cut = kind == lead and (packet.is_keyframe or lead == "audio")
         seg = self._segment
         if seg is not None and cut and \
-                self._place(seg, kind, seconds, dts_sec, duration)[1] >= self.segment_seconds - ROLL_SLACK_SEC:
+                self._place(seg, kind, seconds, dts_sec, duration)[1] >= self.store.segment_seconds - ROLL_SLACK_SEC:
             self._finish("rolled")
             seg = None
         if seg is None:
-            if not cut or time.monotonic() < self._retry_at:
+            if not cut or not self.store.may_start():
                 return  # a segment starts on a keyframe: what comes before it cannot play
             try:
                 seg = self._start(packet, dts_sec)
@@ -187,14 +127,7 @@ class SegmentRecorder:
         if not seg.writer.write(kind, bytes(packet), pts_rel, dts_rel, duration, bool(packet.is_keyframe)):
             return
         seg.clock.advance(kind, pts_rel, dts_rel, duration)
-        seg.entry.duration_sec = round(seg.clock.end_sec, 3)
-        now = time.monotonic()
-        first = sum(seg.writer.packets.values()) == 1
-        if first:  # the file exists from the first packet on: list it
-            self._index.write_index()
-        if first or now - self._open_written_at >= OPEN_STATE_INTERVAL_SEC:
-            self._open_written_at = now
-            self._index.write_open(seg.entry)
+        self.store.wrote(seg.stored, seg.clock.end_sec)
 
     def _place(self, seg: _Segment, kind: str, seconds: float, dts_sec: float,
                duration: float) -> tuple[float, float]:
@@ -207,15 +140,9 @@ class SegmentRecorder:
         return pts_rel, dts_rel
 
     def _start(self, keyframe: av.Packet, base: float) -> _Segment:
-        started = datetime.now(UTC)
-        path = self.directory / segment_name(started)
-        while path.exists() or self._index.knows(path.name):
-            started += timedelta(milliseconds=1)
-            path = self.directory / segment_name(started)
-        self.directory.mkdir(parents=True, exist_ok=True)  # an operator may have removed it
         streams = self._streams
         assert streams is not None
-        writer = Fmp4Writer(path)
+        writer = Fmp4Writer(self.store.new_path())
         try:
             if self._record_video:
                 writer.add_video(streams.video_stream, bytes(keyframe))
@@ -225,33 +152,15 @@ class SegmentRecorder:
         except BaseException:
             writer.close()
             raise
-        seg = _Segment(writer, started, base)
+        seg = _Segment(self.store.opened(writer), base)
         self._segment = seg
-        self._index.add(seg.entry)
         return seg
 
     def _finish(self, reason: str) -> None:
-        seg = self._segment
-        if seg is None:
-            return
-        self._segment = None
-        seg.entry.open = False
-        seg.entry.bytes = seg.writer.close()
-        if not seg.entry.bytes:  # nothing playable was written: the file is gone
-            self._index.remove(seg.entry)
-        log.debug("segment %s closed (%s): %.2fs, %d bytes", seg.path.name, reason, seg.entry.duration_sec,
-                  seg.entry.bytes)
-        self._index.write_index()
-        self._index.remove_open()
-        self._wake.set()  # retention after each segment closes
+        seg, self._segment = self._segment, None
+        if seg is not None:
+            self.store.close(seg.stored, reason)
 
     def _fail(self, exc: Exception) -> None:
-        seg = self._segment
-        log.warning("recording failed%s: %s: %s; next try in %.0fs", f" in {seg.path.name}" if seg else "",
-                    type(exc).__name__, exc, FAILURE_BACKOFF_SEC)
-        try:
-            self._finish("failed")
-        except Exception as again:
-            self._segment = None
-            log.warning("closing after the failure: %s", again)
-        self._retry_at = time.monotonic() + FAILURE_BACKOFF_SEC
+        seg, self._segment = self._segment, None
+        self.store.failed(seg.stored if seg is not None else None, exc)

@@ -1,14 +1,14 @@
-"""Where a WHIP publisher's encoded media goes: to an MP4 file (record mode) or to the source's
-viewers (relay mode). Both take frames as received, never decoding them."""
+"""Where a WHIP publisher's encoded media goes: to the source's recorded segments (record mode) or
+to the source's viewers (relay mode). Both take frames as received, never decoding them."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 
 from aiortc import RTCRtpReceiver
 
+from workers.recording.segment_store import SegmentStore
 from workers.recording.whip_recorder import WhipRecorder
 from workers.source.h264 import MalformedUnit, is_h264_keyframe
 from workers.source.timeline import Timeline
@@ -20,26 +20,45 @@ log = logging.getLogger("icey.ingest")
 
 
 class PublisherSink:
-    """write() runs on aiortc's receiver threads; started()/close() on the event loop."""
+    """Made on the event loop; write() runs on aiortc's receiver threads; started() on the
+    event loop; close() in a thread of its own."""
 
     receiver: RTCRtpReceiver | None = None
     dropped_units = 0  # frames that could not be used (malformed), counted in the source's status
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
 
     def write(self, kind: str, data: bytes, timestamp: int) -> None:
         raise NotImplementedError
 
     async def started(self) -> None:
         """The publisher is connected: ask it for a keyframe so output starts at once."""
-        if self.receiver is not None:
+        await self._keyframe()
+
+    async def _keyframe(self) -> None:
+        if self.receiver is None:
+            return
+        try:
             await request_keyframe(self.receiver)
+        except Exception as exc:  # the connection is closing: there is nobody left to ask
+            log.debug("keyframe request not sent: %s", exc)
+
+    def keyframe_threadsafe(self) -> None:
+        """Asks the publisher for a keyframe from any thread."""
+        try:
+            self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._keyframe()))
+        except RuntimeError:  # the event loop is gone: the worker is exiting
+            pass
 
     def close(self) -> None:
         pass
 
 
 class RecordSink(PublisherSink):
-    def __init__(self, directory: Path, source_id: str) -> None:
-        self.recorder = WhipRecorder(directory, source_id)
+    def __init__(self, store: SegmentStore) -> None:
+        super().__init__()
+        self.recorder = WhipRecorder(store, self.keyframe_threadsafe)
 
     def write(self, kind: str, data: bytes, timestamp: int) -> None:
         self.recorder.write(kind, data, timestamp)
@@ -53,6 +72,7 @@ class RelaySink(PublisherSink):
     fan-out, so a viewer costs the same whatever the number of viewers."""
 
     def __init__(self, fanout: Fanout, timeline: Timeline) -> None:
+        super().__init__()
         self.fanout, self.timeline = fanout, timeline
         timeline.new_epoch()  # a new publisher's clock restarts; viewers' timestamps must not
 
@@ -71,10 +91,6 @@ class RelaySink(PublisherSink):
     async def started(self) -> None:
         self.fanout.want_keyframe = lambda: asyncio.ensure_future(self._keyframe())
         await super().started()
-
-    async def _keyframe(self) -> None:
-        if self.receiver is not None:
-            await request_keyframe(self.receiver)
 
     def close(self) -> None:
         self.fanout.want_keyframe = None

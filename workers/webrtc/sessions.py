@@ -17,14 +17,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
 
 from protocol.config import Settings, SourceSettings
 from protocol.events import SessionData
-from protocol.messages import SessionInfo
+from protocol.messages import MAX_SDP_BYTES, SessionInfo
+from protocol.scrub import scrub_text
 from protocol.times import rfc3339
 from protocol.vocabulary import ControlErrorCode, SessionKind, SessionState
 from workers.event_emitter import EventEmitter
-from workers.webrtc.encoded_receiver import receive_encoded, receiver_of
+from workers.webrtc.encoded_receiver import receive_encoded, receiver_of, release
 from workers.webrtc.fanout import Fanout
 from workers.webrtc.ice import configuration, filter_remote_candidates
 from workers.webrtc.media_unit import MediaUnit
@@ -34,7 +36,6 @@ from workers.webrtc.viewer_track import ViewerTrack, attach_sender
 log = logging.getLogger("icey.sessions")
 CONNECT_TIMEOUT_SEC = 30.0  # a peer that never completes ICE is dropped
 SILENCE_SEC = 3.0  # receivers report every second or so; three seconds of nothing is a gone peer
-MAX_SDP_BYTES = 64 * 1024
 
 
 class SessionError(Exception):
@@ -57,6 +58,7 @@ class Session:
     bytes_received: int = 0
     packets_received: int = 0
     ingest: PublisherSink | None = None  # a WHIP publisher's recorder or relay
+    received: list[MediaStreamTrack] = field(default_factory=list)  # its tracks handed to the ingest
     last_heard: float = field(default_factory=time.monotonic)
 
     def heard(self) -> None:
@@ -147,8 +149,7 @@ class SessionManager:
         for track in session.tracks:
             track.stop()
         await session.pc.close()
-        if session.ingest is not None:
-            await asyncio.to_thread(session.ingest.close)  # finalises a recording off the loop
+        await self._close_ingest(session)
         self.on_change()
         self.events.emit("session.closed", SessionData(session_id=session.id, kind=session.kind, remote=session.remote))
         log.info("session %s closed (%s); sent %d bytes", session.id, reason, session.bytes_sent)
@@ -226,6 +227,7 @@ class SessionManager:
             raise SessionError("bad_request", "the offer must include H.264: it is recorded and relayed as is")
         session = self._new_session("whip", remote)
         ingest = session.ingest = self.ingest_factory(session)
+        loop = asyncio.get_running_loop()
 
         def count(kind: str, data: bytes, timestamp: int) -> None:
             session.last_heard = time.monotonic()  # plain store: safe from the receiver thread
@@ -233,10 +235,14 @@ class SessionManager:
             session.packets_received += 1
             ingest.write(kind, data, timestamp)
 
+        def failed(exc: Exception) -> None:  # on a receiver thread
+            loop.call_soon_threadsafe(self._ingest_failed, session.id, exc)
+
         def add_transceivers(pc: RTCPeerConnection) -> None:
             @pc.on("track")
             def on_track(track) -> None:
-                receive_encoded(track, count)
+                receive_encoded(track, count, failed)
+                session.received.append(track)
                 if track.kind == "video":
                     ingest.receiver = receiver_of(pc, track)
 
@@ -266,9 +272,25 @@ class SessionManager:
         log.info("session %s (%s from %s) created", session.id, session.kind, session.remote)
         return session.id, pc.localDescription.sdp
 
+    def _ingest_failed(self, session_id: str, exc: Exception) -> None:
+        """A publisher's recorder or relay raised: that session ends, the others go on."""
+        reason = scrub_text(f"publisher media failed: {type(exc).__name__}: {exc}")
+        log.warning("session %s: %s", session_id, reason)
+        asyncio.ensure_future(self.close(session_id, reason))
+
+    async def _close_ingest(self, session: Session) -> None:
+        for track in session.received:
+            release(track)  # a track whose receiver never started
+        if session.ingest is None:
+            return
+        try:
+            await asyncio.to_thread(session.ingest.close)  # finalises a recording off the loop
+        except Exception as exc:  # one publisher's ending must never end the worker
+            log.warning("session %s: closing its %s failed: %s", session.id, type(session.ingest).__name__,
+                        scrub_text(f"{type(exc).__name__}: {exc}"))
+
     async def _discard(self, session: Session) -> None:
         for track in session.tracks:
             track.stop()
         await session.pc.close()
-        if session.ingest is not None:
-            session.ingest.close()
+        await self._close_ingest(session)
