@@ -12,9 +12,10 @@ import time
 from collections.abc import Callable
 
 from protocol.child import SUPERVISOR_PID_ENV
-from protocol.logs import LEVELS, LINE_PREFIX, format_line
+from protocol.logs import LEVELS, escape_controls, format_line, line_role
 from protocol.messages import ProcessInfo
 from protocol.scrub import scrub_text
+from supervisor.output_lines import bounded_lines
 from supervisor.restart_policy import RestartPolicy
 
 log = logging.getLogger("icey.children")
@@ -47,19 +48,24 @@ class Child:
         return proc
 
     async def _relay_output(self, proc: asyncio.subprocess.Process) -> None:
-        """Formatted lines pass through; anything raw (a traceback) is wrapped with the role."""
+        """Lines in our format that carry this child's role pass through; anything else (a
+        traceback, coturn's output, a line claiming another process's role) is framed with the
+        role of the pipe it came from. Reads until EOF whatever the lines hold."""
         assert proc.stdout is not None
-        while line := await proc.stdout.readline():
-            text = line.decode("utf-8", "replace").rstrip("\n")
-            if LINE_PREFIX.match(text):
-                out = scrub_text(text)  # the child's own logger already applied the level
+        async for raw in bounded_lines(proc.stdout):
+            text = raw.decode("utf-8", "replace").removesuffix("\r")
+            if line_role(text) == self.role:
+                out = escape_controls(scrub_text(text))  # the child's own logger already applied the level
             else:
                 level = self.raw_level(text)
                 if not logging.getLogger().isEnabledFor(LEVELS[level]):
                     continue
                 out = format_line(self.role, level, text)
-            sys.stderr.write(out + "\n")
-            sys.stderr.flush()
+            try:
+                sys.stderr.write(out + "\n")
+                sys.stderr.flush()
+            except OSError:
+                pass  # nowhere to report it; keep draining the pipe so the child never blocks on it
 
     async def keep_running(self) -> None:
         while not self.stopping:

@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-from protocol.logs import setup_logging
+from protocol.logs import escape_controls, setup_logging
 from protocol.scrub import public_value, register_secrets, register_source_url
 from protocol.version import SERVICE, VERSION
 from supervisor import preflight
@@ -21,7 +21,7 @@ def _banner(settings, scheme: str) -> str:
              f"Web UI: {scheme}://localhost:{settings.http.port}/",
              f"Config: {settings.config_path} ({'loaded' if settings.config_exists else 'defaults'})"]
     for src in settings.sources:
-        shown = public_value(src.url) if src.url else "(none)"
+        shown = escape_controls(public_value(src.url)) if src.url else "(none)"
         lines.append(f"Source {src.id}: {shown} ({src.mode}, {src.kind})")
     return "\n".join(lines)
 
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Error: invalid config file '{settings.config_path}': {settings.config_error}", file=sys.stderr)
             return EXIT_CONFIG
         for warning in settings.warnings:
-            print(f"Warning: {warning}", file=sys.stderr)
+            print(f"Warning: {escape_controls(warning)}", file=sys.stderr)
         checks = preflight.gate(settings)
         degrading = preflight.degrading_warnings(settings)
         http_socket = preflight.bind_http(settings)
