@@ -57,6 +57,7 @@ class WorkerView(msgspec.Struct, rename="camel"):
     last_exit_code: int | None
     last_heartbeat_age_ms: int | None
     next_restart_in_ms: int | None  # new: the backoff left while `restarting`
+    spawn_error: str | None  # new: why the worker could not be started, while that lasts
 
 
 class Intelligence(msgspec.Struct):
@@ -214,7 +215,8 @@ class Documents:
                 last_exit_code=proc.last_exit_code if proc else None,
                 last_heartbeat_age_ms=_ms(now - at) if at is not None else None,
                 next_restart_in_ms=_ms(max(0.0, proc.next_restart_mono - now))
-                if proc and proc.next_restart_mono is not None else None),
+                if proc and proc.next_restart_mono is not None else None,
+                spawn_error=scrub_text(proc.spawn_error) if proc and proc.spawn_error else None),
             intelligence=Intelligence(
                 vision=(ws.vision if ws and ws.vision else VisionStatus(enabled=intel.vision.enabled)),
                 speech=(ws.speech if ws and ws.speech else SpeechStatus(enabled=intel.speech.enabled))),
@@ -223,8 +225,9 @@ class Documents:
     def source_check(self, src: SourceSettings, item: SourceItem) -> Check:
         name = f"source:{src.id}"
         if item.worker.state == "given-up":
-            return Check(name, "fail", f"worker gave up after repeated crashes (last exit code "
-                                       f"{item.worker.last_exit_code})")
+            last = (f"could not be started: {item.worker.spawn_error}" if item.worker.spawn_error
+                    else f"last exit code {item.worker.last_exit_code}")
+            return Check(name, "fail", f"worker gave up after repeated crashes ({last})")
         if src.kind == "none" and src.mode != "stream":
             return Check(name, "pass", f"No configured media source required for {src.mode} mode")
         age = item.worker.last_heartbeat_age_ms

@@ -67,29 +67,40 @@ class Child:
             except OSError:
                 pass  # nowhere to report it; keep draining the pipe so the child never blocks on it
 
+    async def _run_once(self, started: float) -> str:
+        """Start the child and wait for it to end; says how it ended. A failed start (exec error,
+        EMFILE, EAGAIN) counts as a crash: it is retried with backoff and given up like one."""
+        try:
+            self.proc = proc = await self._spawn()
+        except Exception as exc:  # whatever the cause, supervision of this child must go on
+            self.proc = None
+            self.info.last_exit_code, self.info.spawn_error = None, f"{type(exc).__name__}: {exc}"
+            return f"could not be started ({self.info.spawn_error})"
+        self.info.pid, self.info.state, self.info.started_mono = proc.pid, "running", started
+        self.info.next_restart_mono, self.info.spawn_error = None, None
+        self.on_change()
+        relay = asyncio.create_task(self._relay_output(proc))
+        returncode = await proc.wait()
+        await asyncio.wait({relay}, timeout=1.0)
+        self.info.last_exit_code = exit_code(returncode)
+        return f"exited with code {self.info.last_exit_code}"
+
     async def keep_running(self) -> None:
         while not self.stopping:
             started = time.monotonic()
-            self.proc = proc = await self._spawn()
-            self.info.pid, self.info.state, self.info.started_mono = proc.pid, "running", started
-            self.info.next_restart_mono = None
-            self.on_change()
-            relay = asyncio.create_task(self._relay_output(proc))
-            returncode = await proc.wait()
-            await asyncio.wait({relay}, timeout=1.0)
-            self.info.last_exit_code = exit_code(returncode)
+            ended = await self._run_once(started)
             if self.stopping:
                 break
             now = time.monotonic()
             delay = self.policy.next_delay(now, now - started)
             if delay is None:
                 self.info.state, self.info.pid = "given-up", None
-                log.error("%s exited with code %d; crash loop, giving up", self.role, self.info.last_exit_code)
+                log.error("%s %s; crash loop, giving up", self.role, ended)
                 self.on_change()
                 self.given_up.set()
                 return
             self.info.state, self.info.pid, self.info.next_restart_mono = "restarting", None, now + delay
-            log.warning("%s exited with code %d; restarting in %.1fs", self.role, self.info.last_exit_code, delay)
+            log.warning("%s %s; restarting in %.1fs", self.role, ended, delay)
             self.on_change()
             await asyncio.sleep(delay)
             self.info.restarts += 1
