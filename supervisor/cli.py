@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         for warning in settings.warnings:
             print(f"Warning: {escape_controls(warning)}", file=sys.stderr)
         checks = preflight.gate(settings)
+        preflight.check_runtime_dir()
         degrading = preflight.degrading_warnings(settings)
         http_socket = preflight.bind_http(settings)
         preflight.probe_turn_ports(settings)

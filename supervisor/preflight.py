@@ -1,6 +1,6 @@
 """Preflight: the checks of the operator contract (config, ffmpeg,
 web_root, ports, tls, turn, intelligence, in that order), the degrading warnings, the doctor
-report, and the bind probes that run before any child starts."""
+report, and the bind probes and the runtime-dir choice that run before any child starts."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import urllib.parse
 
 import av
 
+from protocol import ipc
 from protocol.config import WILDCARD_HOSTS, Settings, SourceSettings
 from protocol.messages import Check
 from protocol.scrub import public_value, scrub_credentials
@@ -232,6 +233,14 @@ def probe_turn_ports(s: Settings) -> None:
                 f"Error: cannot bind {label} port on {s.http.host}:{s.turn.port} ({exc.strerror}) — is another "
                 "process using the port?\nTry a different --turn-port, --no-turn, or stop the conflicting "
                 "process.") from None
+
+
+def check_runtime_dir() -> None:
+    """The IPC sockets need a short writable directory; without one every child would crash-loop."""
+    try:
+        ipc.choose_runtime_base(ipc.runtime_base_candidates())
+    except ipc.RuntimeDirError as exc:
+        raise PreflightError(f"Error: icey-server preflight failed\n  - runtime_dir: {exc}") from None
 
 
 def gate(s: Settings) -> list[Check]:
