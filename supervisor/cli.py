@@ -8,12 +8,15 @@ import os
 import sys
 
 from protocol.logs import escape_controls, setup_logging
-from protocol.scrub import public_value, register_secrets, register_source_url
+from protocol.scrub import public_value, register_secrets, register_source_url, url_secrets
 from protocol.version import SERVICE, VERSION
 from supervisor import preflight
 from supervisor.config_loader import load_settings
 from supervisor.errors import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, StartupError
-from supervisor.flags import USAGE, parse_flags
+from supervisor.flags import USAGE, Flags, parse_flags
+
+WARN_FLAG_PASSWORD = ("Warning: a --source flag carries a password, which every local user can read in the process "
+                      "list; pass such sources in the config file or ICEY_SOURCES instead.")
 
 
 def _banner(settings, scheme: str) -> str:
@@ -26,6 +29,10 @@ def _banner(settings, scheme: str) -> str:
     return "\n".join(lines)
 
 
+def _flag_carries_password(flags: Flags) -> bool:
+    return any(url_secrets(url) for _, url in flags.sources)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
@@ -36,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         if flags.version:
             print(f"{SERVICE} {VERSION}")
             return EXIT_OK
+        if _flag_carries_password(flags):
+            print(WARN_FLAG_PASSWORD, file=sys.stderr)
         settings = load_settings(flags, os.environ)
         register_secrets(settings.auth.token, settings.turn.secret)
         for src in settings.sources:

@@ -29,7 +29,7 @@ from protocol.demo_url import DemoUrlError, parse_demo_url
 from protocol.source_kind import DEMO_SCHEME, SUPPORTED_KINDS, classify, unsupported_scheme
 from protocol.vocabulary import Mode
 from supervisor.errors import ConfigError, UsageError
-from supervisor.flags import SOURCE_ID, Flags, check_log_level, check_mode, parse_port
+from supervisor.flags import SOURCE_ID, Flags, check_log_level, check_mode, parse_port, split_source
 
 DEFAULT_CONFIG = "./config.json"
 # Folders under the record dir that hold snapshots, clips and recordings: a source id must not
@@ -196,7 +196,7 @@ def _resolve_file_paths(cfg: FileConfig, base: Path, raw: dict) -> None:
 
 
 def _apply_env(cfg: FileConfig, env: typing.Mapping[str, str]) -> list[SourceOverride] | None:
-    """Env overrides; returns the env's source list (None when ICEY_SOURCE is unset)."""
+    """Env overrides; returns the env's source list (None when ICEY_SOURCE(S) is unset)."""
     if (v := _env(env, "ICEY_HOST")) is not None:
         cfg.http.host = v
     if (v := _env(env, "ICEY_PORT")) is not None:
@@ -224,7 +224,16 @@ def _apply_env(cfg: FileConfig, env: typing.Mapping[str, str]) -> list[SourceOve
         cfg.auth.token = env["ICEY_AUTH_TOKEN"]
     if "ICEY_TURN_SECRET" in env:
         cfg.turn.secret = env["ICEY_TURN_SECRET"]
-    source = _env(env, "ICEY_SOURCE")
+    return _env_sources(env)
+
+
+def _env_sources(env: typing.Mapping[str, str]) -> list[SourceOverride] | None:
+    """`ICEY_SOURCES`: whitespace-separated `[ID=]URL` entries; `ICEY_SOURCE`: one URL."""
+    source, sources = _env(env, "ICEY_SOURCE"), _env(env, "ICEY_SOURCES")
+    if source is not None and sources is not None:
+        raise UsageError("Error: set ICEY_SOURCE or ICEY_SOURCES, not both.")
+    if sources is not None:
+        return [(*split_source(item, "ICEY_SOURCES"), "ICEY_SOURCES") for item in sources.split()]
     return [(None, source, "ICEY_SOURCE")] if source is not None else None
 
 

@@ -1,6 +1,7 @@
 """The real `icey-server` CLI refusing sources and values that cannot work, before any child starts:
-source ids in flags (2), URL schemes and demo URLs (3), numeric ranges (3), a stream source
-without a URL (3), an unusable record dir (4)."""
+source ids in flags and ICEY_SOURCES (2), URL schemes and demo URLs (3), numeric ranges (3), a
+stream source without a URL (3), an unusable record dir (4); and camera passwords kept off the
+command line (ICEY_SOURCES, a warning for a flag)."""
 
 from __future__ import annotations
 
@@ -188,3 +189,41 @@ def test_unusable_per_source_record_dir_exits_4_naming_the_source(tmp_path):
     assert result.returncode == 4, result.stderr
     assert "record_dir: record.dir of source 'cam' afile: not a directory" in result.stderr
 
+
+# -- issue 9 item 7: camera passwords off the command line -----------------------------------
+
+
+def test_source_flag_with_password_warns_once_without_it(tmp_path):
+    result = run_cli(tmp_path, "--doctor", "--no-turn", "--source", "a=rtsp://user:hunter2@127.0.0.1:1/x",
+                     "--source", "b=rtsp://admin:swordfish@127.0.0.1:1/y", "--source", "c=rtsp://127.0.0.1:1/z")
+    warnings = [line for line in stderr_lines(result) if "password" in line]
+    assert warnings == ["Warning: a --source flag carries a password, which every local user can read in the "
+                        "process list; pass such sources in the config file or ICEY_SOURCES instead."]
+    assert "hunter2" not in result.stderr + result.stdout and "swordfish" not in result.stderr + result.stdout
+
+
+def test_icey_sources_env_gives_ids_and_urls_without_a_warning(tmp_path):
+    (tmp_path / "clip.mp4").write_bytes(b"\x00" * 16)
+    env = {"ICEY_SOURCES": "front=rtsp://user:hunter2@127.0.0.1:1/x \n lobby=clip.mp4\tdemo://testsrc2"}
+    result = run_cli(tmp_path, "--doctor", "--no-turn", env=env)
+    report = json.loads(result.stdout)
+    checks = {c["name"]: c for c in report["checks"] if c["name"].startswith("source:")}
+    assert list(checks) == ["source:front", "source:lobby", "source:source-3"]
+    assert checks["source:lobby"]["result"] == "pass" and "127.0.0.1:1/x" in checks["source:front"]["detail"]
+    assert "Warning" not in result.stderr
+    assert "hunter2" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"ICEY_SOURCES": "ok=demo:// a/b=clip.mp4"}, "Error: invalid source id 'a/b' in ICEY_SOURCES. "),
+    ({"ICEY_SOURCES": "demo://", "ICEY_SOURCE": "demo://"}, "Error: set ICEY_SOURCE or ICEY_SOURCES, not both."),
+])
+def test_bad_icey_sources_exits_2(tmp_path, env, message):
+    result = run_cli(tmp_path, "--doctor", "--no-turn", env=env)
+    assert result.returncode == 2, result.stderr
+    assert stderr_lines(result)[0].startswith(message)
+
+
+def test_help_lists_icey_sources_as_the_way_to_pass_passwords(tmp_path):
+    result = run_cli(tmp_path, "--help")
+    assert "ICEY_SOURCES" in result.stdout and "[ID=]URL entries" in result.stdout
