@@ -61,6 +61,7 @@ class WorkerView(msgspec.Struct, rename="camel"):
     last_exit_code: int | None
     last_heartbeat_age_ms: int | None
     next_restart_in_ms: int | None  # new: the backoff left while `restarting`
+    spawn_error: str | None  # new: why the worker could not be started, while that lasts
 
 
 class Intelligence(msgspec.Struct):
@@ -168,10 +169,12 @@ def _ms(seconds: float | None) -> int | None:
     return None if seconds is None else int(seconds * 1000)
 
 
-def given_up_detail(source_id: str, last_exit_code: int | None, next_try_ms: int | None) -> str:
+def given_up_detail(source_id: str, last_exit_code: int | None, next_try_ms: int | None,
+                    spawn_error: str | None = None) -> str:
     """Why a given-up source will not serve, and what brings it back."""
     when = f"; next automatic try in {next_try_ms / 1000:.0f}s" if next_try_ms is not None else ""
-    return (f"worker gave up after repeated crashes (last exit code {last_exit_code}){when}; "
+    last = f"could not be started: {spawn_error}" if spawn_error else f"last exit code {last_exit_code}"
+    return (f"worker gave up after repeated crashes ({last}){when}; "
             f"POST /api/sources/{source_id}/restart starts it now")
 
 
@@ -241,7 +244,8 @@ class Documents:
                 last_exit_code=proc.last_exit_code if proc else None,
                 last_heartbeat_age_ms=_ms(now - at) if at is not None else None,
                 next_restart_in_ms=_ms(max(0.0, proc.next_restart_mono - now))
-                if proc and proc.next_restart_mono is not None else None),
+                if proc and proc.next_restart_mono is not None else None,
+                spawn_error=scrub_text(proc.spawn_error) if proc and proc.spawn_error else None),
             intelligence=Intelligence(
                 vision=(ws.vision if ws and ws.vision else VisionStatus(enabled=intel.vision.enabled)),
                 speech=(ws.speech if ws and ws.speech else SpeechStatus(enabled=intel.speech.enabled))),
@@ -260,7 +264,7 @@ class Documents:
         name = source_check_name(src.id)
         if item.worker.state == "given-up":
             return Check(name, "fail", given_up_detail(src.id, item.worker.last_exit_code,
-                                                       item.worker.next_restart_in_ms))
+                                                       item.worker.next_restart_in_ms, item.worker.spawn_error))
         if src.kind == "none" and src.mode != "stream":
             return Check(name, "pass", f"No configured media source required for {src.mode} mode")
         if item.worker.state == "restarting":

@@ -8,13 +8,25 @@ children, so no process re-parses flags or env on its own.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
+from msgspec import Meta
 
 from protocol.vocabulary import Mode, RequiredSources, SourceKindName
 
 MODES = ("stream", "record", "relay")
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error")
 WILDCARD_HOSTS = ("", "0.0.0.0", "::")
+# Every numeric key has a range, so a value that parses but makes no sense (heartbeatMs 0 spins
+# every process) is refused at load, by msgspec, with its key path. Ports are checked by the loader.
+USEC_HOUR = 3_600_000_000
+Width = Annotated[int, Meta(ge=16, le=7680)]
+Height = Annotated[int, Meta(ge=16, le=4320)]
+Fraction01 = Annotated[float, Meta(ge=0.0, le=1.0)]
+Usec = Annotated[int, Meta(ge=0, le=USEC_HOUR)]
+Viewers = Annotated[int, Meta(ge=0, le=10_000)]  # 0: no limit
+StallTimeout = Annotated[float, Meta(gt=0.0, le=3600.0)]
 
 
 class _Camel(msgspec.Struct, rename="camel", omit_defaults=False):
@@ -45,51 +57,51 @@ class AuthConfig(_Camel):
 
 class VideoConfig(_Camel):
     codec: str = "h264"
-    width: int = 1280
-    height: int = 720
-    fps: int = 30
-    bitrate: int = 2_000_000
+    width: Width = 1280
+    height: Height = 720
+    fps: Annotated[int, Meta(ge=1, le=240)] = 30
+    bitrate: Annotated[int, Meta(ge=16_000, le=100_000_000)] = 2_000_000
 
 
 class AudioConfig(_Camel):
     codec: str = "libopus"
-    channels: int = 2
-    sample_rate: int = 48_000
-    bitrate: int = 128_000
+    channels: Annotated[int, Meta(ge=1, le=8)] = 2
+    sample_rate: Annotated[int, Meta(ge=8_000, le=192_000)] = 48_000
+    bitrate: Annotated[int, Meta(ge=6_000, le=512_000)] = 128_000
 
 
 class NormalizeConfig(_Camel):
-    width: int = 0
-    height: int = 0
+    width: Annotated[int, Meta(ge=0, le=7680)] = 0  # 0: the source's
+    height: Annotated[int, Meta(ge=0, le=4320)] = 0
     pixel_fmt: str = ""
 
 
 class MotionConfig(_Camel):
-    grid_width: int = 32
-    grid_height: int = 18
-    warmup_frames: int = 2
-    threshold: float = 0.08
-    cooldown_usec: int = 500_000
+    grid_width: Annotated[int, Meta(ge=1, le=7680)] = 32
+    grid_height: Annotated[int, Meta(ge=1, le=4320)] = 18
+    warmup_frames: Annotated[int, Meta(ge=0, le=10_000)] = 2
+    threshold: Fraction01 = 0.08
+    cooldown_usec: Usec = 500_000
 
 
 class SnapshotsConfig(_Camel):
     enabled: bool = False
     dir: str = ""
-    min_interval_usec: int = 1_000_000
+    min_interval_usec: Usec = 1_000_000
 
 
 class ClipsConfig(_Camel):
     enabled: bool = False
     dir: str = ""
-    pre_roll_usec: int = 1_000_000
-    post_roll_usec: int = 3_000_000
+    pre_roll_usec: Annotated[int, Meta(ge=0, le=60_000_000)] = 1_000_000  # held in memory
+    post_roll_usec: Annotated[int, Meta(ge=0, le=600_000_000)] = 3_000_000
 
 
 class VisionConfig(_Camel):
     enabled: bool = False
-    every_nth_frame: int = 6
-    min_interval_usec: int = 200_000
-    queue_depth: int = 8
+    every_nth_frame: Annotated[int, Meta(ge=1, le=10_000)] = 6
+    min_interval_usec: Usec = 200_000
+    queue_depth: Annotated[int, Meta(ge=1, le=1024)] = 8
     normalize: NormalizeConfig = msgspec.field(default_factory=NormalizeConfig)
     motion: MotionConfig = msgspec.field(default_factory=MotionConfig)
     snapshots: SnapshotsConfig = msgspec.field(default_factory=SnapshotsConfig)
@@ -98,20 +110,20 @@ class VisionConfig(_Camel):
 
 class SpeechConfig(_Camel):
     enabled: bool = False
-    queue_depth: int = 32
-    start_threshold: float = 0.045
-    stop_threshold: float = 0.020
-    min_silence_usec: int = 250_000
-    update_interval_usec: int = 250_000
+    queue_depth: Annotated[int, Meta(ge=1, le=4096)] = 32
+    start_threshold: Fraction01 = 0.045
+    stop_threshold: Fraction01 = 0.020
+    min_silence_usec: Usec = 250_000
+    update_interval_usec: Annotated[int, Meta(ge=10_000, le=USEC_HOUR)] = 250_000
 
 
 class RetentionConfig(_Camel):
     """Oldest files go first once a limit is passed: older than `maxAgeHours`, more than
     `maxTotalMb` in all, or less than `minFreeMb` left on the disk; 0 disables that limit."""
 
-    max_age_hours: float = 72.0
-    max_total_mb: int = 20_480
-    min_free_mb: int = 256
+    max_age_hours: Annotated[float, Meta(ge=0.0, le=876_000.0)] = 72.0
+    max_total_mb: Annotated[int, Meta(ge=0, le=1_000_000_000)] = 20_480
+    min_free_mb: Annotated[int, Meta(ge=0, le=1_000_000_000)] = 256
 
 
 class ArtifactsConfig(_Camel):
@@ -133,7 +145,7 @@ class RecordConfig(_Camel):
     `dir` defaulting to media.recordDir."""
 
     enabled: bool = False
-    segment_seconds: float = 60.0
+    segment_seconds: Annotated[float, Meta(ge=0.5, le=3600.0)] = 60.0
     dir: str = ""
     retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
 
@@ -146,10 +158,10 @@ class MediaConfig(_Camel):
     # icey's key, accepted for compatibility: passthrough is decided per source from what it
     # delivers (browser-ready H.264 always passes through; the rest is transcoded once).
     passthrough_video: bool = False
-    max_viewers: int = 64
+    max_viewers: Viewers = 64
     # An online source that delivers no packet for this long is `stalled` and reconnected. Unset:
     # 5 s for live sources, for files max(5 s, 3 frame intervals) (see workers/source/watchdog.py).
-    stall_timeout_sec: float | None = None
+    stall_timeout_sec: StallTimeout | None = None
     record: RecordConfig = msgspec.field(default_factory=RecordConfig)
     video: VideoConfig = msgspec.field(default_factory=VideoConfig)
     audio: AudioConfig = msgspec.field(default_factory=AudioConfig)
@@ -169,12 +181,12 @@ class TurnConfig(_Camel):
     external_ip: str = ""
     username: str = ""
     secret: str = ""
-    credential_ttl_seconds: int = 3600
+    credential_ttl_seconds: Annotated[int, Meta(ge=1)] = 3600  # above a day: clamped with a warning
     allow_private_peers: list[str] = []
     allow_tcp_relay: bool = False
-    user_quota: int = 32
-    total_quota: int = 256
-    max_bps: int = 1_250_000
+    user_quota: Annotated[int, Meta(ge=0, le=1_000_000)] = 32
+    total_quota: Annotated[int, Meta(ge=0, le=1_000_000)] = 256
+    max_bps: Annotated[int, Meta(ge=0, le=10_000_000_000)] = 1_250_000
     # icey's key, accepted so its configs load, but not honoured: it opened the relay to every
     # private address. The loader warns when it is true.
     allow_local_relay: bool = False
@@ -197,7 +209,7 @@ class WebRtcConfig(_Camel):
     with several interfaces offers only the ones viewers can reach); empty = every interface."""
 
     host_addresses: list[str] = []
-    disconnect_grace_sec: float = 5.0
+    disconnect_grace_sec: Annotated[float, Meta(ge=0.0, le=3600.0)] = 5.0
 
 
 class SupervisorConfig(_Camel):
@@ -205,14 +217,14 @@ class SupervisorConfig(_Camel):
     a crash loop is tried again after `givenUpRetrySec` (0: only on request), so a camera that
     crashed its worker for a while comes back without an operator."""
 
-    restart_initial_ms: int = 500
-    restart_max_ms: int = 30_000
-    stable_after_sec: float = 30.0
-    crash_loop_limit: int = 5
-    crash_loop_window_sec: float = 60.0
-    given_up_retry_sec: float = 300.0
-    stop_timeout_sec: float = 5.0
-    heartbeat_ms: int = 1000
+    restart_initial_ms: Annotated[int, Meta(ge=10, le=600_000)] = 500
+    restart_max_ms: Annotated[int, Meta(ge=10, le=3_600_000)] = 30_000
+    stable_after_sec: Annotated[float, Meta(ge=0.1, le=86_400.0)] = 30.0
+    crash_loop_limit: Annotated[int, Meta(ge=1, le=1000)] = 5
+    crash_loop_window_sec: Annotated[float, Meta(ge=0.1, le=86_400.0)] = 60.0
+    given_up_retry_sec: Annotated[float, Meta(ge=0.0, le=604_800.0)] = 300.0
+    stop_timeout_sec: Annotated[float, Meta(ge=0.1, le=300.0)] = 5.0
+    heartbeat_ms: Annotated[int, Meta(ge=50, le=60_000)] = 1000
 
 
 class ReadyConfig(_Camel):
@@ -231,8 +243,8 @@ class SourceEntry(_Camel):
     mode: str | None = None
     loop: bool | None = None
     passthrough_video: bool | None = None
-    max_viewers: int | None = None
-    stall_timeout_sec: float | None = None
+    max_viewers: Viewers | None = None
+    stall_timeout_sec: StallTimeout | None = None
     record: dict | None = None
     video: dict | None = None
     audio: dict | None = None

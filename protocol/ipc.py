@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import zmq
@@ -24,13 +25,47 @@ def worker_settings_file(source_id: str) -> str:
     return f"settings-worker-{source_id}.json"  # ids are [A-Za-z0-9_-], 64 at most
 
 
+# An AF_UNIX socket path holds at most 107 bytes (sun_path is 108 with the NUL), so the runtime
+# dir's parent must leave room for `/icey-<pid>-<8 random>/` and the longest socket file name.
+MAX_SOCKET_PATH = 107
+SOCKET_NAME_MAX = 24  # every socket file name in the runtime dir (`state.sock`, `ctl-<n>.sock`) fits
+_DIR_NAME_MAX = len("icey-4194304-") + 8  # pid_max is at most 2**22; mkdtemp adds 8 characters
+MAX_BASE_PATH = MAX_SOCKET_PATH - _DIR_NAME_MAX - SOCKET_NAME_MAX - 2  # two "/" separators
+
+
+class RuntimeDirError(Exception):
+    """No candidate directory can hold the IPC sockets."""
+
+
+def runtime_base_candidates(environ: Mapping[str, str] = os.environ) -> list[str]:
+    """Where the runtime dir may go, best first: the session's runtime dir, the temp dirs the
+    environment names, then the usual fixed ones (a long $TMPDIR must not stop the server)."""
+    named = [environ.get(name, "") for name in ("XDG_RUNTIME_DIR", "TMPDIR", "TEMP", "TMP")]
+    return list(dict.fromkeys(path for path in [*named, "/tmp", "/dev/shm", "/var/tmp"] if path))
+
+
+def choose_runtime_base(candidates: Iterable[str]) -> Path:
+    """The first writable directory whose path is short enough for every socket path below it."""
+    tried = []
+    for candidate in candidates:
+        path = os.path.abspath(candidate)
+        if len(os.fsencode(path)) > MAX_BASE_PATH:
+            tried.append(f"{candidate} (path too long)")
+        elif not os.path.isdir(path) or not os.access(path, os.W_OK | os.X_OK):
+            tried.append(f"{candidate} (not a writable directory)")
+        else:
+            return Path(path)
+    raise RuntimeDirError(
+        f"no writable directory with a path of at most {MAX_BASE_PATH} bytes for the IPC sockets (socket paths "
+        f"are limited to {MAX_SOCKET_PATH} bytes); tried {', '.join(tried) or 'nothing'}. "
+        "Set XDG_RUNTIME_DIR to a short writable directory.")
+
+
 def create_runtime_dir() -> Path:
-    """`icey-<supervisor pid>-<random>`, created 0700; leftovers of supervisors that died without
-    cleaning up (SIGKILL) are removed on the way."""
-    base = os.environ.get("XDG_RUNTIME_DIR")
-    if not base or not os.access(base, os.W_OK):
-        base = tempfile.gettempdir()
-    _remove_stale(Path(base))
+    """`icey-<supervisor pid>-<random>`, created 0700 under `choose_runtime_base`; leftovers of
+    supervisors that died without cleaning up (SIGKILL) are removed on the way."""
+    base = choose_runtime_base(runtime_base_candidates())
+    _remove_stale(base)
     path = Path(tempfile.mkdtemp(prefix=f"icey-{os.getpid()}-", dir=base))  # mkdtemp creates it 0700
     os.chmod(path, 0o700)
     return path

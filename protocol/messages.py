@@ -134,6 +134,7 @@ class ProcessInfo(msgspec.Struct, kw_only=True):
     started_mono: float | None = None
     last_exit_code: int | None = None
     next_restart_mono: float | None = None
+    spawn_error: str | None = None  # why the last start failed (exec error, EMFILE); None once one succeeds
 
 
 class SupervisorState(msgspec.Struct, tag="supervisor", kw_only=True):

@@ -12,6 +12,11 @@ _LIVE_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "rtmps://", "srt://", "udp://
                  "http://", "https://")
 _DEVICE_PREFIXES = ("v4l2:", "/dev/")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+# What a worker can open; any other scheme is refused at config load instead of retried forever.
+URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "srt", "udp", "tcp", "rtp", "http", "https", "file", "demo")
+SUPPORTED_KINDS = (", ".join(f"{scheme}://" for scheme in URL_SCHEMES)
+                   + ", v4l2:/dev/videoN, /dev/videoN, or a local file path")
 
 
 class SourceKind(NamedTuple):
@@ -43,3 +48,15 @@ def local_path(url: str) -> str | None:
     if kind != "file":
         return None
     return url[len("file://"):] if url.lower().startswith("file://") else url
+
+
+def unsupported_scheme(url: str) -> str | None:
+    """The scheme of a source no worker can open (`gopher://x`, `bogus:thing`), else None. A
+    `name:` ahead of any `/` reads as a scheme: a local file named so is written `./name:...`."""
+    match = _SCHEME.match(url)
+    if match is None:
+        return None
+    scheme = match.group(1).lower()
+    if scheme == "v4l2" or (scheme in URL_SCHEMES and url[match.end():].startswith("//")):
+        return None
+    return scheme

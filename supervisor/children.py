@@ -14,9 +14,10 @@ import time
 from collections.abc import Callable
 
 from protocol.child import SUPERVISOR_PID_ENV
-from protocol.logs import LEVELS, LINE_PREFIX, format_line
+from protocol.logs import LEVELS, escape_controls, format_line, line_role
 from protocol.messages import ProcessInfo
 from protocol.scrub import scrub_text
+from supervisor.output_lines import bounded_lines
 from supervisor.restart_policy import RestartPolicy
 
 log = logging.getLogger("icey.children")
@@ -52,39 +53,55 @@ class Child:
         return proc
 
     async def _relay_output(self, proc: asyncio.subprocess.Process) -> None:
-        """Formatted lines pass through; anything raw (a traceback) is wrapped with the role."""
+        """Lines in our format that carry this child's role pass through; anything else (a
+        traceback, coturn's output, a line claiming another process's role) is framed with the
+        role of the pipe it came from. Reads until EOF whatever the lines hold."""
         assert proc.stdout is not None
-        while line := await proc.stdout.readline():
-            text = line.decode("utf-8", "replace").rstrip("\n")
-            if LINE_PREFIX.match(text):
-                out = scrub_text(text)  # the child's own logger already applied the level
+        async for raw in bounded_lines(proc.stdout):
+            text = raw.decode("utf-8", "replace").removesuffix("\r")
+            if line_role(text) == self.role:
+                out = escape_controls(scrub_text(text))  # the child's own logger already applied the level
             else:
                 level = self.raw_level(text)
                 if not logging.getLogger().isEnabledFor(LEVELS[level]):
                     continue
                 out = format_line(self.role, level, text)
-            sys.stderr.write(out + "\n")
-            sys.stderr.flush()
+            try:
+                sys.stderr.write(out + "\n")
+                sys.stderr.flush()
+            except OSError:
+                pass  # nowhere to report it; keep draining the pipe so the child never blocks on it
+
+    async def _run_once(self, started: float) -> str:
+        """Start the child and wait for it to end (a restart request stops it); says how it ended.
+        A failed start (exec error, EMFILE, EAGAIN) counts as a crash: it is retried with backoff
+        and given up like one."""
+        try:
+            self.proc = proc = await self._spawn()
+        except Exception as exc:  # whatever the cause, supervision of this child must go on
+            self.proc = None
+            self.info.last_exit_code, self.info.spawn_error = None, f"{type(exc).__name__}: {exc}"
+            return f"could not be started ({self.info.spawn_error})"
+        self.info.pid, self.info.state, self.info.started_mono = proc.pid, "running", started
+        self.info.next_restart_mono, self.info.spawn_error = None, None
+        self.on_change()
+        relay = asyncio.create_task(self._relay_output(proc))
+        returncode = await self._run_until_exit(proc)
+        await asyncio.wait({relay}, timeout=1.0)
+        self.info.last_exit_code = exit_code(returncode)
+        return f"exited with code {self.info.last_exit_code}"
 
     async def keep_running(self) -> None:
         while not self.stopping:
             self._restart.clear()  # this start answers any request made before it
             started = time.monotonic()
-            self.proc = proc = await self._spawn()
-            self.info.pid, self.info.state, self.info.started_mono = proc.pid, "running", started
-            self.info.next_restart_mono = None
-            self.on_change()
-            relay = asyncio.create_task(self._relay_output(proc))
-            returncode = await self._run_until_exit(proc)
-            await asyncio.wait({relay}, timeout=1.0)
-            self.info.last_exit_code = exit_code(returncode)
+            ended = await self._run_once(started)
             if self.stopping:
                 break
             if self._restart.is_set():
-                log.info("%s stopped with code %d on request; starting it again", self.role,
-                         self.info.last_exit_code)
+                log.info("%s %s on request; starting it again", self.role, ended)
             else:
-                await self._after_crash(time.monotonic(), started)
+                await self._after_crash(time.monotonic(), started, ended)
             self.info.restarts += 1
         self.info.state, self.info.pid = "stopped", None
         self.on_change()
@@ -101,16 +118,15 @@ class Child:
             await self._terminate(proc)
         return await exited
 
-    async def _after_crash(self, now: float, started: float) -> None:
+    async def _after_crash(self, now: float, started: float, ended: str) -> None:
         """Wait out the backoff; after a crash loop, give up and wait for the slow retry (if any)
         or a restart request, whichever comes first."""
         delay = self.policy.next_delay(now, now - started)
-        code = self.info.last_exit_code
         if delay is None:
             retry = self.policy.given_up_retry_sec
             self.info.state, self.info.pid = "given-up", None
             self.info.next_restart_mono = now + retry if retry else None
-            log.error("%s exited with code %d; crash loop, giving up%s", self.role, code,
+            log.error("%s %s; crash loop, giving up%s", self.role, ended,
                       f" (trying again in {retry:g}s)" if retry else "")
             self.on_change()
             self.given_up.set()
@@ -121,7 +137,7 @@ class Child:
                 log.warning("%s: trying again after giving up", self.role)
             return
         self.info.state, self.info.pid, self.info.next_restart_mono = "restarting", None, now + delay
-        log.warning("%s exited with code %d; restarting in %.1fs", self.role, code, delay)
+        log.warning("%s %s; restarting in %.1fs", self.role, ended, delay)
         self.on_change()
         await self._pause(delay)
 

@@ -7,13 +7,16 @@ import json
 import os
 import sys
 
-from protocol.logs import setup_logging
-from protocol.scrub import public_value, register_secrets, register_source_url
+from protocol.logs import escape_controls, setup_logging
+from protocol.scrub import public_value, register_secrets, register_source_url, url_secrets
 from protocol.version import SERVICE, VERSION
 from supervisor import preflight
 from supervisor.config_loader import load_settings
 from supervisor.errors import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, StartupError
-from supervisor.flags import USAGE, parse_flags
+from supervisor.flags import USAGE, Flags, parse_flags
+
+WARN_FLAG_PASSWORD = ("Warning: a --source flag carries a password, which every local user can read in the process "
+                      "list; pass such sources in the config file or ICEY_SOURCES instead.")
 
 
 def _banner(settings, scheme: str) -> str:
@@ -21,9 +24,13 @@ def _banner(settings, scheme: str) -> str:
              f"Web UI: {scheme}://localhost:{settings.http.port}/",
              f"Config: {settings.config_path} ({'loaded' if settings.config_exists else 'defaults'})"]
     for src in settings.sources:
-        shown = public_value(src.url) if src.url else "(none)"
+        shown = escape_controls(public_value(src.url)) if src.url else "(none)"
         lines.append(f"Source {src.id}: {shown} ({src.mode}, {src.kind})")
     return "\n".join(lines)
+
+
+def _flag_carries_password(flags: Flags) -> bool:
+    return any(url_secrets(url) for _, url in flags.sources)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         if flags.version:
             print(f"{SERVICE} {VERSION}")
             return EXIT_OK
+        if _flag_carries_password(flags):
+            print(WARN_FLAG_PASSWORD, file=sys.stderr)
         settings = load_settings(flags, os.environ)
         register_secrets(settings.auth.token, settings.turn.secret)
         for src in settings.sources:
@@ -49,8 +58,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Error: invalid config file '{settings.config_path}': {settings.config_error}", file=sys.stderr)
             return EXIT_CONFIG
         for warning in settings.warnings:
-            print(f"Warning: {warning}", file=sys.stderr)
+            print(f"Warning: {escape_controls(warning)}", file=sys.stderr)
         checks = preflight.gate(settings)
+        preflight.check_runtime_dir()
         degrading = preflight.degrading_warnings(settings)
         http_socket = preflight.bind_http(settings)
         preflight.probe_turn_ports(settings)

@@ -27,11 +27,12 @@ from protocol.config import (
     SourceEntry,
     SourceSettings,
 )
-from protocol.source_kind import DEMO_SCHEME, classify
+from protocol.demo_url import DemoUrlError, parse_demo_url
+from protocol.source_kind import DEMO_SCHEME, SUPPORTED_KINDS, classify, unsupported_scheme
 from protocol.vocabulary import Mode
 from supervisor import one_line_values, secret_rules
 from supervisor.errors import ConfigError, UsageError
-from supervisor.flags import SOURCE_ID, Flags, check_log_level, check_mode, parse_port
+from supervisor.flags import SOURCE_ID, Flags, check_log_level, check_mode, parse_port, split_source
 
 DEFAULT_CONFIG = "./config.json"
 # Folders under the record dir that hold snapshots, clips and recordings: a source id must not
@@ -45,6 +46,8 @@ DEMO_SOURCES = (
 )
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
+# (id or None, URL, where it came from: a flag or a variable) of a source given outside the file.
+SourceOverride = tuple[str | None, str, str]
 
 
 def _env(environ: typing.Mapping[str, str], name: str) -> str | None:
@@ -116,9 +119,22 @@ def _check_port(value: int, key: str) -> None:
         raise ConfigError(f"invalid {key} {value}: expected 1..65535")
 
 
-def _check_stall_timeout(value: float | None, key: str) -> None:
-    if value is not None and not value > 0:
-        raise ConfigError(f"invalid {key} {value:g}: expected a number of seconds above 0")
+def source_url_problem(url: str) -> str | None:
+    """Why no worker may open `url`: an unsupported scheme, or a demo URL outside the whitelist
+    (its pattern would be spliced into a lavfi graph, which can read and write files)."""
+    if (scheme := unsupported_scheme(url)) is not None:
+        return f"unsupported source URL scheme '{scheme}:'; supported: {SUPPORTED_KINDS}"
+    if classify(url).kind == "demo":
+        try:
+            parse_demo_url(url)
+        except DemoUrlError as exc:
+            return str(exc)
+    return None
+
+
+def _check_source_url(url: str, key: str) -> None:
+    if (problem := source_url_problem(url)) is not None:
+        raise ConfigError(f"invalid {key}: {problem}")
 
 
 def _read_file(path: Path) -> tuple[dict, list[str]]:
@@ -141,7 +157,6 @@ def _validate(cfg: FileConfig, raw: dict, warnings: list[str]) -> None:
     _check_port(cfg.turn.port, "turn.port")
     if cfg.media.mode not in MODES:
         raise ConfigError(f"invalid media.mode '{cfg.media.mode}': expected stream, record, or relay")
-    _check_stall_timeout(cfg.media.stall_timeout_sec, "media.stallTimeoutSec")
     seen: set[str] = set()
     for i, entry in enumerate(cfg.sources):
         if entry.id and not SOURCE_ID.fullmatch(entry.id):
@@ -153,15 +168,13 @@ def _validate(cfg: FileConfig, raw: dict, warnings: list[str]) -> None:
         if entry.id and entry.id in seen:
             raise ConfigError(f"duplicate sources[{i}].id '{entry.id}'")
         seen.add(entry.id)
-        _check_stall_timeout(entry.stall_timeout_sec, f"sources[{i}].stallTimeoutSec")
         if entry.mode is not None and entry.mode not in MODES:
             raise ConfigError(f"invalid sources[{i}].mode '{entry.mode}': expected stream, record, or relay")
+        _check_source_url(entry.source, f"sources[{i}].source")
         _effective_media(cfg, raw["sources"][i], f"sources[{i}].")
     if cfg.ready.require_sources == []:
         raise ConfigError('invalid ready.requireSources []: expected "any", "all", or a non-empty list of source ids')
-    if cfg.supervisor.given_up_retry_sec < 0:
-        raise ConfigError(f"invalid supervisor.givenUpRetrySec {cfg.supervisor.given_up_retry_sec}: "
-                          "expected 0 (never) or more")
+    _check_source_url(cfg.media.source, "media.source")
     if cfg.turn.credential_ttl_seconds > MAX_TURN_TTL:
         warnings.append(f"turn.credentialTtlSeconds {cfg.turn.credential_ttl_seconds} clamped to {MAX_TURN_TTL}")
         cfg.turn.credential_ttl_seconds = MAX_TURN_TTL
@@ -207,8 +220,8 @@ def _resolve_file_paths(cfg: FileConfig, base: Path, raw: dict) -> None:
         entry.source = resolve_source(entry.source)
 
 
-def _apply_env(cfg: FileConfig, env: typing.Mapping[str, str]) -> list[tuple[str | None, str]] | None:
-    """Env overrides; returns the env's source list (None when ICEY_SOURCE is unset)."""
+def _apply_env(cfg: FileConfig, env: typing.Mapping[str, str]) -> list[SourceOverride] | None:
+    """Env overrides; returns the env's source list (None when ICEY_SOURCE(S) is unset)."""
     if (v := _env(env, "ICEY_HOST")) is not None:
         cfg.http.host = v
     if (v := _env(env, "ICEY_PORT")) is not None:
@@ -236,8 +249,17 @@ def _apply_env(cfg: FileConfig, env: typing.Mapping[str, str]) -> list[tuple[str
         cfg.auth.token = env["ICEY_AUTH_TOKEN"]
     if "ICEY_TURN_SECRET" in env:
         cfg.turn.secret = env["ICEY_TURN_SECRET"]
-    source = _env(env, "ICEY_SOURCE")
-    return [(None, source)] if source is not None else None
+    return _env_sources(env)
+
+
+def _env_sources(env: typing.Mapping[str, str]) -> list[SourceOverride] | None:
+    """`ICEY_SOURCES`: whitespace-separated `[ID=]URL` entries; `ICEY_SOURCE`: one URL."""
+    source, sources = _env(env, "ICEY_SOURCE"), _env(env, "ICEY_SOURCES")
+    if source is not None and sources is not None:
+        raise UsageError("Error: set ICEY_SOURCE or ICEY_SOURCES, not both.")
+    if sources is not None:
+        return [(*split_source(item, "ICEY_SOURCES"), "ICEY_SOURCES") for item in sources.split()]
+    return [(None, source, "ICEY_SOURCE")] if source is not None else None
 
 
 def _apply_flags(cfg: FileConfig, flags: Flags) -> None:
@@ -254,17 +276,27 @@ def _apply_flags(cfg: FileConfig, flags: Flags) -> None:
         cfg.web_root = flags.web_root
 
 
-def _source_entries(cfg: FileConfig, override: list[tuple[str | None, str]] | None,
-                    raw_sources: list) -> list[tuple[SourceEntry, dict]]:
-    """(entry, its raw per-source overrides) in order; env/flag sources replace the file's."""
+def _source_entries(cfg: FileConfig, override: list[SourceOverride] | None,
+                    raw_sources: list) -> list[tuple[SourceEntry, dict, str | None]]:
+    """(entry, its raw per-source overrides, the flag or variable it came from) in order;
+    env/flag sources replace the file's."""
     if override is not None:
-        return [(SourceEntry(id=i or "", source=url), {}) for i, url in override]
+        return [(SourceEntry(id=i or "", source=url), {}, origin) for i, url, origin in override]
     if cfg.sources:
-        return [(e, raw_sources[n] if n < len(raw_sources) and isinstance(raw_sources[n], dict) else {})
+        return [(e, raw_sources[n] if n < len(raw_sources) and isinstance(raw_sources[n], dict) else {}, None)
                 for n, e in enumerate(cfg.sources)]
     if cfg.media.source or cfg.media.mode != "stream":
-        return [(SourceEntry(source=cfg.media.source), {})]
+        return [(SourceEntry(source=cfg.media.source), {}, None)]
     return []
+
+
+def _sourceless_stream_entry(cfg: FileConfig) -> str | None:
+    """Only record and relay sources get their media from a WHIP publisher; a stream source
+    without `source` has nothing to show. Checked once env and flags have set the mode."""
+    for i, entry in enumerate(cfg.sources):
+        if not entry.source and (entry.mode or cfg.media.mode) == "stream":
+            return f"missing sources[{i}].source: a stream source needs one (only record and relay sources may omit it)"
+    return None
 
 
 def _effective_media(cfg: FileConfig, raw_entry: object, path: str) -> MediaConfig:
@@ -277,10 +309,10 @@ def _effective_media(cfg: FileConfig, raw_entry: object, path: str) -> MediaConf
         raise ConfigError(_validation_reason(exc, path)) from None
 
 
-def _resolve_sources(cfg: FileConfig, entries: list[tuple[SourceEntry, dict]]) -> list[SourceSettings]:
+def _resolve_sources(cfg: FileConfig, entries: list[tuple[SourceEntry, dict, str | None]]) -> list[SourceSettings]:
     resolved: list[SourceSettings] = []
-    used = {e.id for e, _ in entries if e.id}
-    for n, (entry, raw) in enumerate(entries):
+    used = {e.id for e, _, _ in entries if e.id}
+    for n, (entry, raw, origin) in enumerate(entries):
         source_id = entry.id
         if not source_id:
             k = n + 1
@@ -291,6 +323,8 @@ def _resolve_sources(cfg: FileConfig, entries: list[tuple[SourceEntry, dict]]) -
         if not SOURCE_ID.fullmatch(source_id) or source_id in RESERVED_IDS:
             raise UsageError(f"Error: invalid source id '{source_id}'. Expected 1-64 of A-Z a-z 0-9 _ -, "
                              f"other than {', '.join(sorted(RESERVED_IDS))}.")
+        if origin is not None and (problem := source_url_problem(entry.source)) is not None:
+            raise ConfigError(f"Error: invalid source '{source_id}' ({origin}): {problem}")
         media = _effective_media(cfg, raw, f"sources[{n}].")  # validated with the file already
         kind = classify(entry.source)
         loop = media.loop if entry.loop is None else entry.loop
@@ -321,8 +355,9 @@ def _unknown_required_source(ready: ReadyConfig, sources: list[SourceSettings]) 
 
 def load_settings(flags: Flags, env: typing.Mapping[str, str]) -> Settings:
     """Raises UsageError (2) for bad env/flag values and ConfigError (3) for a missing explicit
-    config file, a weak secret or a value with a control character. An invalid file does not
-    raise: it is reported in `config_error` (so `--doctor` can show it) and the caller exits 3."""
+    config file, a weak secret, a value with a control character or an env/flag source no worker
+    may open. An invalid file does not raise: it is reported in `config_error` (so `--doctor` can
+    show it) and the caller exits 3."""
     env_level = _env(env, "ICEY_LOG_LEVEL")
     log_level = flags.log_level or (check_log_level(env_level, "ICEY_LOG_LEVEL") if env_level else "info")
     explicit = flags.config or _env(env, "ICEY_CONFIG")
@@ -350,9 +385,11 @@ def load_settings(flags: Flags, env: typing.Mapping[str, str]) -> Settings:
     secret_rules.trim(cfg)
     one_line_values.check(cfg)
     secret_rules.check(cfg)
-    source_override = [*flags.sources] if flags.sources else env_sources
+    source_override = [(i, url, "--source") for i, url in flags.sources] if flags.sources else env_sources
     if flags.demo:
-        source_override = [*(source_override or []), *DEMO_SOURCES]
+        source_override = [*(source_override or []), *((i, url, "--demo") for i, url in DEMO_SOURCES)]
+    if error is None and source_override is None:
+        error = _sourceless_stream_entry(cfg)
     sources = _resolve_sources(cfg, _source_entries(cfg, source_override, raw.get("sources") or []))
     if error is None and (error := _unknown_required_source(cfg.ready, sources)) is not None:
         cfg.ready = ReadyConfig()

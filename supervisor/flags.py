@@ -3,6 +3,7 @@ that starts with `--` counts as missing, `--help`/`--version` win in a first pas
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 
@@ -39,6 +40,8 @@ Environment:
   ICEY_CONFIG ICEY_LOG_LEVEL ICEY_HOST ICEY_PORT ICEY_TURN_PORT ICEY_TURN_EXTERNAL_IP ICEY_MODE
   ICEY_SOURCE ICEY_RECORD_DIR ICEY_WEB_ROOT ICEY_TLS_CERT ICEY_TLS_KEY ICEY_LOOP ICEY_TURN
   ICEY_AUTH_TOKEN ICEY_TURN_SECRET (secrets have no flags, so they never show in process lists)
+  ICEY_SOURCES               Sources as whitespace-separated [ID=]URL entries: the way to pass
+                             camera passwords (a --source flag shows them to every local user)
 Precedence: defaults < config file < environment < flags
 
 Exit codes: 0 ok, 1 runtime failure or doctor not ready, 2 usage error, 3 config error,
@@ -95,12 +98,18 @@ def check_log_level(value: str, what: str = "log level") -> str:
     return value
 
 
-def split_source(value: str) -> tuple[str | None, str]:
-    """`[ID=]URL`: the part before `=` is an id only if it looks like one (no `:` or `/`)."""
+def split_source(value: str, where: str) -> tuple[str | None, str]:
+    """`[ID=]URL`. The text before the first `=` is part of the URL, not an id, when it holds a `:`
+    (a scheme, `v4l2:`), starts with `/`, `./` or `../`, or when the whole value is an existing
+    path. Otherwise it is an id and must be a valid one: `a/b=x.mp4` or `=x.mp4` is refused
+    rather than quietly taken for a file path. `where` (the flag or variable) names the culprit."""
     head, sep, tail = value.partition("=")
-    if sep and SOURCE_ID.fullmatch(head):
-        return head, tail
-    return None, value
+    if not sep or ":" in head or head.startswith(("/", "./", "../")) or os.path.exists(value):
+        return None, value
+    if not SOURCE_ID.fullmatch(head):
+        raise UsageError(f"Error: invalid source id '{head}' in {where}. Expected 1-64 of A-Z a-z 0-9 _ -, "
+                         "starting with a letter or digit (write a path that holds '=' as ./PATH).")
+    return head, tail
 
 
 def parse_flags(argv: list[str]) -> Flags:
@@ -135,7 +144,7 @@ def parse_flags(argv: list[str]) -> Flags:
         if token == "--source":
             if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
                 raise UsageError(f"Error: flag '{token}' requires a value", show_usage=True)
-            flags.sources.append(split_source(argv[i + 1]))
+            flags.sources.append(split_source(argv[i + 1], token))
             i += 2
             continue
         simple = {"--doctor": ("doctor", True), "--demo": ("demo", True), "--loop": ("loop", True),

@@ -1,6 +1,7 @@
 """Preflight: the checks of the operator contract (config, ffmpeg,
-web_root, ports, tls, turn, intelligence, in that order), the degrading warnings, the doctor
-report, and the bind probes that run before any child starts."""
+web_root, ports, tls, turn, intelligence, in that order; then record_dir when something records),
+the degrading warnings, the doctor report, and the bind probes and the runtime-dir choice that
+run before any child starts."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import os
 import socket
 import ssl
 import urllib.parse
+from pathlib import Path
 
 import av
 
-from protocol import readiness
+from protocol import ipc, readiness
 from protocol.config import WILDCARD_HOSTS, Settings, SourceSettings
 from protocol.messages import Check
 from protocol.scrub import public_value, scrub_credentials
@@ -112,10 +114,50 @@ def _check_intelligence(s: Settings) -> Check:
     return Check("intelligence", "pass", f"vision={'on' if vision else 'off'}, speech={'on' if speech else 'off'}")
 
 
+def _recording_dirs(s: Settings) -> dict[str, str]:
+    """Directory -> its key, for every directory a source will write recordings or artifacts to."""
+    dirs: dict[str, str] = {}
+    for src in s.sources:
+        vision = src.intelligence.vision
+        if src.mode == "record" or (vision.snapshots.enabled and not vision.snapshots.dir) or (
+                vision.clips.enabled and not vision.clips.dir):
+            dirs.setdefault(s.record_dir, "media.recordDir")
+        if src.record.enabled:
+            dirs.setdefault(src.record.dir, "media.recordDir" if src.record.dir == s.record_dir
+                            else f"record.dir of source '{src.id}'")
+    return dirs
+
+
+def _dir_problem(path: str) -> str | None:
+    """Why the workers could not create or write `path`, or None."""
+    target = Path(path).absolute()
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return "not a directory" if existing == target else f"cannot be created: {existing} is not a directory"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return "not writable" if existing == target else f"cannot be created: {existing} is not writable"
+    return None
+
+
+def _check_record_dir(s: Settings) -> Check | None:
+    """Only when something records: a stream-only server never touches its record dir."""
+    dirs = _recording_dirs(s)
+    if not dirs:
+        return None
+    problems = [f"{key} {path}: {problem}" for path, key in dirs.items() if (problem := _dir_problem(path))]
+    if problems:
+        return Check("record_dir", "fail", "; ".join(problems))
+    return Check("record_dir", "pass", f"Recording to {', '.join(dirs)}")
+
+
 def static_checks(s: Settings) -> list[Check]:
     """The service-wide checks in contract order; computed once at startup, never per request."""
     checks = [_check_config(s), _check_ffmpeg(), _check_web_root(s), _check_ports(s), _check_tls(s),
               _check_turn(s), _check_intelligence(s)]
+    if (record_dir := _check_record_dir(s)) is not None:
+        checks.append(record_dir)
     if not s.sources:
         checks.append(Check("source", "fail", "stream mode requires --source or media.source"))
     return checks
@@ -228,6 +270,14 @@ def probe_turn_ports(s: Settings) -> None:
                 f"Error: cannot bind {label} port on {s.http.host}:{s.turn.port} ({exc.strerror}) — is another "
                 "process using the port?\nTry a different --turn-port, --no-turn, or stop the conflicting "
                 "process.") from None
+
+
+def check_runtime_dir() -> None:
+    """The IPC sockets need a short writable directory; without one every child would crash-loop."""
+    try:
+        ipc.choose_runtime_base(ipc.runtime_base_candidates())
+    except ipc.RuntimeDirError as exc:
+        raise PreflightError(f"Error: icey-server preflight failed\n  - runtime_dir: {exc}") from None
 
 
 def gate(s: Settings) -> list[Check]:

@@ -10,23 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.cli import run_cli, stderr_lines
 from support.processes import free_port
 
 from protocol.version import VERSION
 
 STATIC_CHECKS = ["config", "ffmpeg", "web_root", "ports", "tls", "turn", "intelligence"]
 TURN_SECRET = {"ICEY_TURN_SECRET": "turn-secret-0123456789"}  # TURN only runs (and binds) with a secret
-
-
-def run_cli(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("ICEY_")}
-    clean.update(env or {})
-    return subprocess.run([sys.executable, "-m", "supervisor", *args], cwd=cwd, env=clean, capture_output=True,
-                          text=True, timeout=30)
-
-
-def stderr_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
-    return [line for line in result.stderr.splitlines() if line.strip()]
 
 
 def doctor_json(result: subprocess.CompletedProcess[str]) -> dict:

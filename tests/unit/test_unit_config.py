@@ -213,7 +213,7 @@ def test_type_error_names_the_key_and_reverts_the_whole_file(tmp_path):
     ({"turn": {"port": 65536}}, "invalid turn.port 65536: expected 1..65535"),
     ({"media": {"mode": "bogus"}}, "invalid media.mode 'bogus': expected stream, record, or relay"),
     ({"media": {"mode": "Stream"}}, "invalid media.mode 'Stream': expected stream, record, or relay"),
-    ({"media": {"stallTimeoutSec": 0}}, "invalid media.stallTimeoutSec 0: expected a number of seconds above 0"),
+    ({"media": {"stallTimeoutSec": 0}}, "Expected `float` > 0.0 at media.stallTimeoutSec"),
 ])
 def test_range_and_enum_errors_have_icey_messages(tmp_path, data, message):
     settings = load(["-c", str(write_config(tmp_path, data))])
@@ -228,7 +228,7 @@ def test_range_and_enum_errors_have_icey_messages(tmp_path, data, message):
     ([{"id": "a", "source": "rtsp://h/x", "mode": "bogus"}], "invalid sources[0].mode 'bogus'"),
     ([{"id": "a", "source": "rtsp://h/x", "loop": "yes"}], "sources[0].loop"),
     ([{"id": "a", "source": 5}], "sources[0].source"),
-    ([{"id": "a", "source": "rtsp://h/x", "stallTimeoutSec": -1}], "invalid sources[0].stallTimeoutSec -1"),
+    ([{"id": "a", "source": "rtsp://h/x", "stallTimeoutSec": -1}], "Expected `float` > 0.0 at sources[0].stallTimeoutSec"),
 ])
 def test_source_errors_name_the_source_path(tmp_path, sources, fragment):
     settings = load(["-c", str(write_config(tmp_path, {"sources": sources}))])
@@ -577,7 +577,7 @@ def test_require_sources_ids_are_checked_against_the_sources_that_run(tmp_path):
     ({"ready": {"requireSources": "most"}}, "at ready.requireSources"),
     ({"ready": {"requireSources": []}}, "invalid ready.requireSources []"),
     ({"ready": {"requireSources": [3]}}, "at ready.requireSources[0]"),
-    ({"supervisor": {"givenUpRetrySec": -1}}, "invalid supervisor.givenUpRetrySec -1"),
+    ({"supervisor": {"givenUpRetrySec": -1}}, "Expected `float` >= 0.0 at supervisor.givenUpRetrySec"),
 ])
 def test_readiness_and_retry_errors_name_the_key(tmp_path, data, fragment):
     settings = load(["-c", str(write_config(tmp_path, data)), "--demo"])

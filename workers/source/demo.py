@@ -4,53 +4,16 @@ source behaves exactly like a camera (real encoded packets, real keyframes, real
 from __future__ import annotations
 
 import threading
-import urllib.parse
 from collections.abc import Iterator
 from fractions import Fraction
 
 import av
 from av.video.frame import PictureType
 
-from protocol.source_kind import DEMO_SCHEME
+from protocol.demo_url import DemoParams, parse_demo_url
 from workers.source.base import Interrupted
 from workers.source.taps import SourceStreams
 from workers.source.transcode import open_h264_encoder, open_opus_encoder
-
-
-class DemoParams:
-    def __init__(self, url: str) -> None:
-        parsed = urllib.parse.urlsplit(url)
-        query = dict(urllib.parse.parse_qsl(parsed.query))
-        self.pattern = (parsed.netloc or url[len(DEMO_SCHEME):].split("?")[0]) or "testsrc2"
-        self.size = query.get("size", "640x360")
-        self.width, self.height = (int(x) for x in self.size.split("x"))
-        self.rate = int(query.get("rate", "25"))
-        self.tone = int(query.get("tone", "440"))
-        self.gop = int(query.get("gop", str(self.rate)))
-        # Test scenes (see SCENES): the square moves for `move` s of every `period` s, then rests.
-        self.move, self.period = float(query.get("move", "3")), float(query.get("period", "8"))
-        # `burst=ON,PERIOD`: the tone sounds for the first ON seconds of every PERIOD (else always).
-        self.burst = tuple(float(x) for x in query["burst"].split(",")) if "burst" in query else None
-
-    @property
-    def video_graph(self) -> str:
-        scene = SCENES.get(self.pattern)
-        if scene is None:
-            return f"{self.pattern}=size={self.size}:rate={self.rate}"
-        side = self.height * 2 // 9
-        return scene.format(size=self.size, rate=self.rate, side=side, y=(self.height - side) // 2,
-                            span=self.width - 2 * side, move=self.move, period=self.period, x0=side // 2)
-
-    @property
-    def graph(self) -> str:
-        # `realtime`/`arealtime` pace lavfi, which otherwise produces as fast as the CPU allows.
-        gate = ""
-        if self.burst is not None:
-            on, period = self.burst
-            gate = f",volume=0:enable='gte(mod(t\\,{period})\\,{on})'"
-        return (f"{self.video_graph},format=yuv420p,realtime[out0];"
-                f"sine=frequency={self.tone}:sample_rate=48000{gate},arealtime[out1]")
-
 
 # Synthetic scenes for motion tests (lavfi's own patterns can be named too, e.g. smptehdbars):
 # `square`: a white square (2/9 of the height) on dark grey, moving left to right across the middle
@@ -63,14 +26,34 @@ SCENES = {
 }
 
 
+def video_graph(p: DemoParams) -> str:
+    """Only checked parameters get here (parse_demo_url): a whitelisted pattern and numbers."""
+    scene = SCENES.get(p.pattern)
+    if scene is None:
+        return f"{p.pattern}=size={p.size}:rate={p.rate}"
+    side = p.height * 2 // 9
+    return scene.format(size=p.size, rate=p.rate, side=side, y=(p.height - side) // 2,
+                        span=p.width - 2 * side, move=p.move, period=p.period, x0=side // 2)
+
+
+def lavfi_graph(p: DemoParams) -> str:
+    # `realtime`/`arealtime` pace lavfi, which otherwise produces as fast as the CPU allows.
+    gate = ""
+    if p.burst is not None:
+        on, period = p.burst
+        gate = f",volume=0:enable='gte(mod(t\\,{period})\\,{on})'"
+    return (f"{video_graph(p)},format=yuv420p,realtime[out0];"
+            f"sine=frequency={p.tone}:sample_rate=48000{gate},arealtime[out1]")
+
+
 class DemoSource:
     """Packets as a demuxer would give them; `video`/`audio` are the encoder contexts."""
 
     format_name: str = "lavfi+libx264+libopus"
 
     def __init__(self, url: str) -> None:
-        self.params = p = DemoParams(url)
-        self.container = av.open(p.graph, format="lavfi")
+        self.params = p = parse_demo_url(url)
+        self.container = av.open(lavfi_graph(p), format="lavfi")
         # ~0.1 bit per pixel: camera-like. What a browser-ready camera sends (see open_h264_encoder).
         self.video = open_h264_encoder(p.width, p.height, Fraction(p.rate, 1), int(p.width * p.height * p.rate * 0.1),
                                        p.gop, Fraction(1, p.rate))
