@@ -36,7 +36,7 @@ def die_with_parent() -> None:
 
 def load_settings(runtime_dir: Path) -> Settings:
     settings = msgspec.json.decode((runtime_dir / SETTINGS_FILE).read_bytes(), type=Settings)
-    register_secrets(settings.auth.token, settings.turn.secret)
+    register_secrets(settings.auth.token, settings.turn.secret, settings.metrics.token)
     for src in settings.sources:
         register_source_url(src.url)
     return settings

@@ -182,6 +182,13 @@ class SupervisorConfig(_Camel):
     heartbeat_ms: int = 1000
 
 
+class MetricsConfig(_Camel):
+    """GET /metrics (new). `token`, when set, is a second token that opens /metrics only (for a
+    scraper that must not read or change anything else); `auth.token` opens it too."""
+
+    token: str = ""
+
+
 class SourceEntry(_Camel):
     """One item of the `sources` list. Keys other than id/source are per-source overrides of
     `media.*`, deep-merged onto the global media block."""
@@ -209,6 +216,7 @@ class FileConfig(_Camel):
     web_root: str = "./web/dist"
     sources: list[SourceEntry] = []
     supervisor: SupervisorConfig = msgspec.field(default_factory=SupervisorConfig)
+    metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
 
 
 # Per-source override blocks are typed by the matching media sub-struct for validation.
@@ -257,6 +265,7 @@ class Settings(_Camel):
     sources: list[SourceSettings]
     supervisor: SupervisorConfig
     warnings: list[str] = []
+    metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
 
     def source(self, source_id: str) -> SourceSettings | None:
         return next((s for s in self.sources if s.id == source_id), None)

@@ -94,6 +94,17 @@ class SourceStatus(msgspec.Struct, rename="camel", kw_only=True):
     last_packet_mono: float | None = None
 
 
+class WorkerCounters(msgspec.Struct, kw_only=True):
+    """Cumulative counts kept by the worker process (never sums over what is live now), so they
+    only grow while it runs and survive an API restart; they start at 0 with a new worker."""
+
+    received_video_bytes: int = 0  # from the source: the camera or file, or the WHIP publisher
+    received_audio_bytes: int = 0
+    sent_bytes: int = 0  # media to viewers, sessions that have closed included
+    recorded_bytes: int = 0  # media written to continuous-recording segments
+    recorded_segments: int = 0  # segments started
+
+
 class WorkerState(msgspec.Struct, tag="worker", kw_only=True):
     """A worker's full view of its source, sent on every change and every heartbeat."""
 
@@ -107,6 +118,7 @@ class WorkerState(msgspec.Struct, tag="worker", kw_only=True):
     sessions: list[SessionInfo] = []
     vision: VisionStatus | None = None
     speech: SpeechStatus | None = None
+    counters: WorkerCounters = msgspec.field(default_factory=WorkerCounters)
 
 
 class ProcessInfo(msgspec.Struct, kw_only=True):
@@ -119,6 +131,15 @@ class ProcessInfo(msgspec.Struct, kw_only=True):
     started_mono: float | None = None
     last_exit_code: int | None = None
     next_restart_mono: float | None = None
+    rss_bytes: int | None = None  # read by the supervisor from /proc at each heartbeat
+    cpu_seconds: float | None = None  # user + system, all threads, of the running process
+
+
+class StorageInfo(msgspec.Struct, kw_only=True):
+    """Free space where recordings and artifacts go, read by the supervisor at each heartbeat."""
+
+    path: str  # as the operator configured it; scrubbed where it is shown
+    free_bytes: int
 
 
 class SupervisorState(msgspec.Struct, tag="supervisor", kw_only=True):
@@ -134,6 +155,18 @@ class SupervisorState(msgspec.Struct, tag="supervisor", kw_only=True):
     api: ProcessInfo
     workers: dict[str, ProcessInfo]
     turn: ProcessInfo | None = None  # the TURN relay (coturn), when enabled and installed
+    storage: list[StorageInfo] = []
+
+
+class ApiReport(msgspec.Struct, tag="api-report", kw_only=True):
+    """The API's word to the supervisor at every heartbeat once it serves HTTP (report endpoint):
+    what the supervisor tells systemd (READY=1, STATUS=, WATCHDOG=1) is decided on it."""
+
+    pid: int
+    sources: int
+    reported: int  # sources whose running worker has sent its state, or whose worker was given up
+    online: int
+    viewers: int  # active WHEP sessions over all sources
 
 
 class EventMessage(msgspec.Struct, tag="event"):
@@ -216,6 +249,7 @@ _state_encoder = msgspec.msgpack.Encoder()
 _state_decoder = msgspec.msgpack.Decoder(StateMessage)
 _request_decoder = msgspec.msgpack.Decoder(ControlRequest)
 _reply_decoder = msgspec.msgpack.Decoder(ControlReply)
+_report_decoder = msgspec.msgpack.Decoder(ApiReport)
 
 encode = _state_encoder.encode
 
@@ -231,3 +265,7 @@ def decode_request(data: bytes) -> ControlRequest:
 
 def decode_reply(data: bytes) -> ControlReply:
     return _reply_decoder.decode(data)
+
+
+def decode_api_report(data: bytes) -> ApiReport:
+    return _report_decoder.decode(data)

@@ -201,6 +201,8 @@ def _apply_env(cfg: FileConfig, env: typing.Mapping[str, str]) -> list[tuple[str
         cfg.auth.token = env["ICEY_AUTH_TOKEN"]
     if "ICEY_TURN_SECRET" in env:
         cfg.turn.secret = env["ICEY_TURN_SECRET"]
+    if "ICEY_METRICS_TOKEN" in env:
+        cfg.metrics.token = env["ICEY_METRICS_TOKEN"]
     source = _env(env, "ICEY_SOURCE")
     return [(None, source)] if source is not None else None
 
@@ -308,4 +310,5 @@ def load_settings(flags: Flags, env: typing.Mapping[str, str]) -> Settings:
         auth=cfg.auth, turn=cfg.turn, stun=cfg.stun, webrtc=cfg.webrtc, web_root=cfg.web_root,
         record_dir=cfg.media.record_dir,
         mode=cfg.media.mode, log_level=log_level, sources=sources, supervisor=cfg.supervisor, warnings=warnings,
+        metrics=cfg.metrics,
     )

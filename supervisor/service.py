@@ -17,14 +17,15 @@ import msgspec
 
 from protocol import ipc
 from protocol.config import Settings
-from protocol.messages import Check, SupervisorState, encode
+from protocol.messages import Check, StorageInfo, SupervisorState, encode
 from protocol.vocabulary import RuntimeState
-from supervisor import turn_relay
+from supervisor import resources, turn_relay
 from supervisor.children import Child
 from supervisor.errors import EXIT_OK, EXIT_RUNTIME
 from supervisor.restart_policy import RestartPolicy
 
 log = logging.getLogger("icey.supervisor")
+STORAGE_INTERVAL_SEC = 5.0
 
 
 class Service:
@@ -40,6 +41,8 @@ class Service:
         self.seq = 0
         self.pub = ipc.SnapshotSocket(self.runtime_dir)
         self.stop_requested = asyncio.Event()
+        self.storage: list[StorageInfo] = []
+        self.storage_paths = [settings.record_dir, *(src.record.dir for src in settings.sources)]
         cfg = settings.supervisor
         common = ["--runtime-dir", str(self.runtime_dir)]
         self.api = Child("api", [sys.executable, "-m", "api", *common, "--http-fd", str(http_socket.fileno())],
@@ -65,14 +68,22 @@ class Service:
             pid=os.getpid(), seq=self.seq, runtime_state=self.runtime_state, started_mono=self.started_mono,
             checks=self.checks, warnings=self.settings.warnings, degrading_warnings=self.degrading,
             api=self.api.info, workers={sid: child.info for sid, child in self.workers.items()},
-            turn=self.turn.info if self.turn else None)
+            turn=self.turn.info if self.turn else None, storage=self.storage)
         self.pub.send(encode(state))
 
     async def _heartbeat(self) -> None:
         interval = self.settings.supervisor.heartbeat_ms / 1000
+        children = [self.api, *self.workers.values(), *([self.turn] if self.turn else [])]
         while True:
+            resources.sample_usage([child.info for child in children])
             self.publish()
             await asyncio.sleep(interval)
+
+    async def _watch_storage(self) -> None:
+        """In a thread and apart from the heartbeat: statvfs can hang on a network mount."""
+        while True:
+            self.storage = await asyncio.to_thread(resources.sample_storage, self.storage_paths)
+            await asyncio.sleep(STORAGE_INTERVAL_SEC)
 
     async def _greet_subscribers(self) -> None:
         while True:
@@ -98,7 +109,8 @@ class Service:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal, sig)
         tasks = [asyncio.create_task(child.keep_running()) for child in children]
-        background = [asyncio.create_task(self._heartbeat()), asyncio.create_task(self._greet_subscribers())]
+        background = [asyncio.create_task(self._heartbeat()), asyncio.create_task(self._greet_subscribers()),
+                      asyncio.create_task(self._watch_storage())]
         self.runtime_state = "running"
         self.publish()
         api_given_up = asyncio.create_task(self.api.given_up.wait())

@@ -10,8 +10,9 @@ import time
 import msgspec
 
 from protocol.ipc import SnapshotSocket
-from protocol.messages import SourceStatus, WorkerState, encode
+from protocol.messages import SourceStatus, WorkerCounters, WorkerState, encode
 from workers.intelligence.pipelines import Intelligence
+from workers.recording.segments import SegmentRecorder
 from workers.source.reader import SourceReader
 from workers.webrtc.sessions import SessionManager
 
@@ -34,12 +35,13 @@ class ChangeSignal:
 class StatePublisher:
     def __init__(self, sock: SnapshotSocket, source_id: str, heartbeat_sec: float, changes: ChangeSignal,
                  reader: SourceReader | None, sessions: SessionManager,
-                 intelligence: Intelligence | None) -> None:
+                 intelligence: Intelligence | None, recorder: SegmentRecorder | None = None) -> None:
         self.sock = sock
         self.source_id = source_id
         self.heartbeat_sec = heartbeat_sec
         self.changes = changes
         self.reader, self.sessions, self.intelligence = reader, sessions, intelligence
+        self.recorder = recorder
         self.seq = 0
         self.started_mono = time.monotonic()
 
@@ -49,13 +51,24 @@ class StatePublisher:
         publisher = self.sessions.publisher  # record/relay: the source is the WHIP publisher
         return SourceStatus(state="online" if publisher is not None and publisher.state == "active" else "offline")
 
+    def _counters(self) -> WorkerCounters:
+        received = self.sessions.received_bytes  # a WHIP publisher's media (record and relay sources)
+        video, audio = received["video"], received["audio"]
+        if self.reader is not None:
+            video, audio = video + self.reader.stats.video_bytes, audio + self.reader.stats.audio_bytes
+        recorder = self.recorder
+        return WorkerCounters(received_video_bytes=video, received_audio_bytes=audio,
+                              sent_bytes=self.sessions.sent_bytes,
+                              recorded_bytes=recorder.recorded_bytes if recorder else 0,
+                              recorded_segments=recorder.recorded_segments if recorder else 0)
+
     def snapshot(self) -> WorkerState:
         self.seq += 1
         vision, speech = self.intelligence.status() if self.intelligence is not None else (None, None)
         return WorkerState(source_id=self.source_id, pid=os.getpid(), started_mono=self.started_mono, seq=self.seq,
                            source=self._source_status(), sessions=self.sessions.infos(),
                            sessions_active=self.sessions.active, sessions_total=self.sessions.total,
-                           vision=vision, speech=speech)
+                           vision=vision, speech=speech, counters=self._counters())
 
     def send(self, final: bool = False) -> None:
         state = self.snapshot()

@@ -64,6 +64,8 @@ class SegmentRecorder:
         self._stopping = False
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self.recorded_bytes = 0  # cumulative media bytes muxed, and segments started: the worker's counters
+        self.recorded_segments = 0
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             self._index.recover()
@@ -186,6 +188,7 @@ class SegmentRecorder:
             return  # before this segment's first keyframe (audio arriving a little late)
         if not seg.writer.write(kind, bytes(packet), pts_rel, dts_rel, duration, bool(packet.is_keyframe)):
             return
+        self.recorded_bytes += packet.size
         seg.clock.advance(kind, pts_rel, dts_rel, duration)
         seg.entry.duration_sec = round(seg.clock.end_sec, 3)
         now = time.monotonic()
@@ -227,6 +230,7 @@ class SegmentRecorder:
             raise
         seg = _Segment(writer, started, base)
         self._segment = seg
+        self.recorded_segments += 1
         self._index.add(seg.entry)
         return seg
 
