@@ -22,7 +22,9 @@ from protocol.vocabulary import RuntimeState
 from supervisor import resources, turn_relay
 from supervisor.children import Child
 from supervisor.errors import EXIT_OK, EXIT_RUNTIME
+from supervisor.readiness import ServiceNotifier
 from supervisor.restart_policy import RestartPolicy
+from supervisor.sd_notify import SdNotify
 
 log = logging.getLogger("icey.supervisor")
 STORAGE_INTERVAL_SEC = 5.0
@@ -41,6 +43,9 @@ class Service:
         self.seq = 0
         self.pub = ipc.SnapshotSocket(self.runtime_dir)
         self.stop_requested = asyncio.Event()
+        # Before any child starts: it takes NOTIFY_SOCKET out of the environment they inherit.
+        self.notifier = ServiceNotifier(SdNotify.from_environ(), self.runtime_dir,
+                                        settings.supervisor.heartbeat_ms / 1000)
         self.storage: list[StorageInfo] = []
         self.storage_paths = [settings.record_dir, *(src.record.dir for src in settings.sources)]
         cfg = settings.supervisor
@@ -110,7 +115,7 @@ class Service:
             loop.add_signal_handler(sig, on_signal, sig)
         tasks = [asyncio.create_task(child.keep_running()) for child in children]
         background = [asyncio.create_task(self._heartbeat()), asyncio.create_task(self._greet_subscribers()),
-                      asyncio.create_task(self._watch_storage())]
+                      asyncio.create_task(self._watch_storage()), asyncio.create_task(self.notifier.run())]
         self.runtime_state = "running"
         self.publish()
         api_given_up = asyncio.create_task(self.api.given_up.wait())
@@ -124,6 +129,7 @@ class Service:
 
     async def shutdown(self, children: list[Child], tasks: list[asyncio.Task]) -> None:
         self.runtime_state = "stopping"
+        self.notifier.stopping()
         self.publish()
         for child in children:
             child.stopping = True  # a child that dies from here on is not restarted
@@ -136,6 +142,7 @@ class Service:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self.pub.close()
+        self.notifier.notify.close()
         self.http_socket.close()
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
         log.info("stopped")
