@@ -5,7 +5,16 @@ from __future__ import annotations
 from quart import Quart, request
 from werkzeug.exceptions import HTTPException
 
-from api import artifact_routes, event_routes, metrics_routes, operator_routes, pages, source_routes, webrtc_routes
+from api import (
+    artifact_routes,
+    event_routes,
+    metrics_routes,
+    openapi_routes,
+    operator_routes,
+    pages,
+    source_routes,
+    webrtc_routes,
+)
 from api.auth import OPEN_PATHS, authorized
 from api.context import ApiError, AppParts
 from api.control_client import ControlClient
@@ -19,7 +28,8 @@ _ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
 
 
 def create_app(settings: Settings, view: StateView, control: ControlClient) -> Quart:
-    app = Quart("icey-api")
+    # No static folder: Quart's default serves <cwd>/static at /static/<path>, without a token.
+    app = Quart("icey-api", static_folder=None)
     app.extensions["icey"] = AppParts(settings, Documents(settings, view), control, view.events)
     app.config.update(MAX_CONTENT_LENGTH=1 << 20)
     app.register_blueprint(operator_routes.bp)
@@ -29,6 +39,7 @@ def create_app(settings: Settings, view: StateView, control: ControlClient) -> Q
     app.register_blueprint(pages.bp)
     app.register_blueprint(artifact_routes.bp)
     app.register_blueprint(metrics_routes.bp)
+    app.register_blueprint(openapi_routes.bp)
 
     @app.before_request
     async def require_token():
