@@ -3,15 +3,19 @@ agreement with /api/status, auth, a camera that drops, and counters across a kil
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 
+import yaml
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from support.metrics_scrape import scrape
-from support.processes import free_port, until, wait_for
+from support.processes import REPO, free_port, until, wait_for
 from support.servers import LOOPBACK
 from support.webrtc_client import wait_frames, watch
 
+DEPLOY = REPO / "deploy"
 FAST = {"supervisor": {"heartbeatMs": 500, "restartInitialMs": 200}}
 REQUIRED = {
     "icey_build_info", "icey_source_up", "icey_source_state", "icey_source_reconnects_total",
@@ -185,3 +189,32 @@ async def test_counters_survive_a_kill_of_the_api(icey, tmp_path):
     assert last.value("icey_source_send_bytes_total", source="demo-2") >= \
         before[("icey_source_send_bytes_total", (("source", "demo-2"),))]
     assert compared > 30
+
+
+def test_the_dashboard_and_scrape_example_name_only_exported_metrics(icey, tmp_path):
+    dashboard = json.loads((DEPLOY / "grafana-dashboard.json").read_text())
+    assert dashboard["uid"] and dashboard["title"] and dashboard["panels"]
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    exprs += [v["query"]["query"] for v in dashboard["templating"]["list"] if isinstance(v.get("query"), dict)]
+    assert len(exprs) > 10
+    for panel in dashboard["panels"]:
+        assert panel["datasource"]["uid"] == "${datasource}" and panel["targets"], panel["title"]
+        assert len({t["refId"] for t in panel["targets"]}) == len(panel["targets"]), panel["title"]
+    titles = " ".join(p["title"].lower() for p in dashboard["panels"])
+    for topic in ("up", "frame rate", "bitrate", "viewers", "motion", "restarts", "cpu", "memory"):
+        assert topic in titles, topic
+
+    server = _demo_with_everything(icey, tmp_path)
+    metrics = wait_for(lambda: (m := scrape(server)).value("icey_recording_segments_total", source="demo-2") and m,
+                       15, what="recording counters")
+    exported = {s.name for f in metrics.families.values() for s in f.samples}
+    used = {name for expr in exprs for name in re.findall(r"\bicey_[a-z_]+\b", expr)}
+    assert used and used <= exported, used - exported
+    for expr in exprs:  # rate() and increase() only over counters
+        for name in re.findall(r"(?:rate|increase)\((icey_[a-z_]+)", expr):
+            assert name.endswith("_total"), expr
+
+    scrape_config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
+    [job] = scrape_config["scrape_configs"]
+    assert job["metrics_path"] == "/metrics" and job["authorization"]["type"] == "Bearer"
+    assert all(t.endswith(":4500") for c in job["static_configs"] for t in c["targets"])
