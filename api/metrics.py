@@ -44,13 +44,12 @@ class IceyCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         docs = self.documents
         now = docs.now()
-        status = docs.status(now)
+        readiness, items = docs.readiness(now)  # what /api/status is made of
         yield InfoMetricFamily("icey_build", "The running icey-server version.", value={"version": VERSION})
         ready = _gauge("icey_ready", "1 when /api/ready answers 200, else 0.", [])
-        ready.add_metric([], 1.0 if status.ready else 0.0)
+        ready.add_metric([], 1.0 if readiness.ready else 0.0)
         yield ready
-        workers = [(item, docs.worker_state(src)) for src, item in zip(docs.settings.sources, status.sources,
-                                                                         strict=True)]
+        workers = [(item, docs.worker_state(src)) for src, item in zip(docs.settings.sources, items, strict=True)]
         yield from self._sources(workers)
         yield from self._traffic(workers)
         yield from self._intelligence(workers)
