@@ -14,6 +14,7 @@ from hypercorn.config import Config
 from api.app import create_app
 from api.control_client import ControlClient
 from api.state_view import StateView, receive_forever
+from api.supervisor_report import SupervisorReport
 from protocol import ipc
 from protocol.child import load_settings, run_child
 
@@ -29,6 +30,8 @@ def main() -> None:
         view = StateView()
         receiver = asyncio.create_task(receive_forever(view, args.runtime_dir))
         app = create_app(settings, view, ControlClient(settings, args.runtime_dir))
+        report = SupervisorReport(app.extensions["icey"].documents, args.runtime_dir)
+        reporter = asyncio.create_task(report.run())
         config = Config()
         config.bind = [f"fd://{args.http_fd}"]
         config.accesslog = None
@@ -36,10 +39,17 @@ def main() -> None:
         config.graceful_timeout = 1.0
         if settings.tls.cert and settings.tls.key:
             config.certfile, config.keyfile = settings.tls.cert, settings.tls.key
+
+        async def serving_until_stopped() -> None:
+            # Hypercorn calls this once its listeners accept connections: the API answers from here on.
+            report.serving.set()
+            await asyncio.Event().wait()
+
         try:
-            await serve(app, config, shutdown_trigger=asyncio.Event().wait)
+            await serve(app, config, shutdown_trigger=serving_until_stopped)
         finally:
             receiver.cancel()
+            reporter.cancel()
 
     run_child("api", settings.log_level, run)
 

@@ -5,7 +5,18 @@ from __future__ import annotations
 from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException
 
-from api import artifact_routes, cors, event_routes, local_writes, operator_routes, pages, source_routes, webrtc_routes
+from api import (
+    artifact_routes,
+    cors,
+    event_routes,
+    local_writes,
+    metrics_routes,
+    openapi_routes,
+    operator_routes,
+    pages,
+    source_routes,
+    webrtc_routes,
+)
 from api.auth import OPEN_PATHS, authorized
 from api.body_limit import BodyLimit
 from api.context import ApiError, AppParts
@@ -33,6 +44,8 @@ def create_app(settings: Settings, view: StateView, control: ControlClient) -> Q
     app.register_blueprint(webrtc_routes.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(artifact_routes.bp)
+    app.register_blueprint(metrics_routes.bp)
+    app.register_blueprint(openapi_routes.bp)
 
     names = allowed_names(settings)
     origins = cors.normalized(settings.auth.allowed_origins)

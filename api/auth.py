@@ -1,5 +1,6 @@
 """The shared-token rule: Bearer, X-Icey-Token or ?token=, compared in constant time;
-`/api/health` is always open. Without a token, writes are for local clients (local_writes.py)."""
+`/api/health` and the OpenAPI document are always open. Without a token, writes are for local
+clients (local_writes.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import hmac
 
 from quart import Request
 
-OPEN_PATHS = ("/api/health",)
+OPEN_PATHS = ("/api/health", "/api/openapi.json")
 
 
 def presented_token(request: Request) -> str | None:

@@ -291,9 +291,12 @@ class Documents:
         return Check(name, "warn", detail)
 
     def sessions(self, src: SourceSettings) -> list[SessionInfo]:
-        proc = self.worker_process(src)
-        ws, _ = self._worker_state(src, proc)
+        ws = self.worker_state(src)
         return list(ws.sessions) if ws is not None else []
+
+    def worker_state(self, src: SourceSettings) -> WorkerState | None:
+        """The last snapshot of the source's running worker (None while it has not spoken)."""
+        return self._worker_state(src, self.worker_process(src))[0]
 
     # -- service-wide -----------------------------------------------------------------------
 

@@ -37,9 +37,9 @@ async def events():
     sources, types = _csv("source"), _csv("type")
     for source_id in sorted(sources):
         source_or_404(source_id)
-    raw_last = request.headers.get("Last-Event-ID") or request.args.get("lastEventId")
-    try:
-        last_id = int(raw_last) if raw_last else None
+    given = [v for v in (request.headers.get("Last-Event-ID"), request.args.get("lastEventId")) if v]
+    try:  # both are checked, the header wins (EventSource sends it when it reconnects)
+        last_id = [int(v) for v in given][0] if given else None
     except ValueError:
         raise ApiError(400, "bad_request", "Last-Event-ID must be an event id") from None
     store = parts().events

@@ -69,12 +69,13 @@ async def offer(source_id: str, kind: str):
     return await _offer(source_id, kind)
 
 
-@bp.delete("/api/sources/<source_id>/<any(whep, whip):kind>/<session_id>")
+# No automatic OPTIONS on the session routes: it would answer before session_options does.
+@bp.delete("/api/sources/<source_id>/<any(whep, whip):kind>/<session_id>", provide_automatic_options=False)
 async def end_session(source_id: str, kind: str, session_id: str):
     return await _close(source_id, session_id)
 
 
-@bp.patch("/api/sources/<source_id>/<any(whep, whip):kind>/<session_id>")
+@bp.patch("/api/sources/<source_id>/<any(whep, whip):kind>/<session_id>", provide_automatic_options=False)
 async def patch_session(source_id: str, kind: str, session_id: str):
     # RFC 9725: a resource without trickle ICE / ICE restart support answers PATCH with 405.
     return error_response(405, "method_not_allowed", "trickle ICE and ICE restarts are not supported; "

@@ -36,7 +36,7 @@ def die_with_parent() -> None:
 def load_settings(path: Path) -> Settings:
     """The settings the supervisor wrote for this child (the API's or one worker's)."""
     settings = msgspec.json.decode(path.read_bytes(), type=Settings)
-    register_secrets(settings.auth.token, settings.turn.secret)
+    register_secrets(settings.auth.token, settings.turn.secret, settings.metrics.token)
     for src in settings.sources:
         register_source_url(src.url)
     return settings

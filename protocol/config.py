@@ -234,6 +234,13 @@ class ReadyConfig(_Camel):
     require_sources: RequiredSources | list[str] = "any"
 
 
+class MetricsConfig(_Camel):
+    """GET /metrics (new). `token`, when set, is a second token that opens /metrics only (for a
+    scraper that must not read or change anything else); `auth.token` opens it too."""
+
+    token: str = ""
+
+
 class SourceEntry(_Camel):
     """One item of the `sources` list. Keys other than id/source are per-source overrides of
     `media.*`, deep-merged onto the global media block."""
@@ -263,6 +270,7 @@ class FileConfig(_Camel):
     sources: list[SourceEntry] = []
     supervisor: SupervisorConfig = msgspec.field(default_factory=SupervisorConfig)
     ready: ReadyConfig = msgspec.field(default_factory=ReadyConfig)
+    metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
 
 
 # Per-source override blocks are typed by the matching media sub-struct for validation.
@@ -316,6 +324,7 @@ class Settings(_Camel):
     # Every configured source's id, also in a worker's settings (which hold only its own source):
     # artifact folders are shared, and retention deletes only the artifacts of these sources.
     source_ids: list[str] = []
+    metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
 
     def source(self, source_id: str) -> SourceSettings | None:
         return next((s for s in self.sources if s.id == source_id), None)
@@ -325,5 +334,5 @@ class Settings(_Camel):
         other camera's URL (a worker parses untrusted media; what it does not hold cannot leak)."""
         src = self.source(source_id)
         return msgspec.structs.replace(
-            self, auth=AuthConfig(), turn=msgspec.structs.replace(self.turn, secret=""),
+            self, auth=AuthConfig(), turn=msgspec.structs.replace(self.turn, secret=""), metrics=MetricsConfig(),
             sources=[src] if src is not None else [])

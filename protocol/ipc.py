@@ -90,6 +90,11 @@ def supervisor_endpoint(runtime_dir: Path) -> str:
     return f"ipc://{runtime_dir}/supervisor.sock"
 
 
+def report_endpoint(runtime_dir: Path) -> str:
+    """Where the API reports to the supervisor (ApiReport), for systemd's readiness and watchdog."""
+    return f"ipc://{runtime_dir}/api-report.sock"
+
+
 def control_endpoint(runtime_dir: Path, source_index: int) -> str:
     # By index, not id: ipc paths are limited to ~107 bytes.
     return f"ipc://{runtime_dir}/ctl-{source_index}.sock"
@@ -102,7 +107,7 @@ class SnapshotSocket:
     subscribes: the owner then sends its full snapshot at once, so a (re)started API is whole
     again as soon as it connects, without waiting for a heartbeat."""
 
-    def __init__(self, runtime_dir: Path) -> None:
+    def __init__(self, runtime_dir: Path, endpoint: str | None = None) -> None:
         self._async = zmq.asyncio.Context.instance().socket(zmq.XPUB)
         self._async.setsockopt(zmq.XPUB_VERBOSE, 1)
         self._async.setsockopt(zmq.SNDHWM, STATE_HWM)
@@ -111,7 +116,7 @@ class SnapshotSocket:
         # Local ipc reconnects are cheap: retry fast so a starting API hears us within ~100 ms.
         self._async.setsockopt(zmq.RECONNECT_IVL, 50)
         self._async.setsockopt(zmq.RECONNECT_IVL_MAX, 100)
-        self._async.connect(state_endpoint(runtime_dir))
+        self._async.connect(endpoint or state_endpoint(runtime_dir))
         self._sync: zmq.Socket = zmq.Socket.shadow(self._async.underlying)  # same socket, plain non-blocking sends
 
     def send(self, data: bytes) -> None:

@@ -108,6 +108,17 @@ class SourceStatus(msgspec.Struct, rename="camel", kw_only=True):
     dropped_units: int = 0  # packets a tap could not take (malformed): dropped, the stream went on
 
 
+class WorkerCounters(msgspec.Struct, kw_only=True):
+    """Cumulative counts kept by the worker process (never sums over what is live now), so they
+    only grow while it runs and survive an API restart; they start at 0 with a new worker."""
+
+    received_video_bytes: int = 0  # from the source: the camera or file, or the WHIP publisher
+    received_audio_bytes: int = 0
+    sent_bytes: int = 0  # media to viewers, sessions that have closed included
+    recorded_bytes: int = 0  # media written to continuous-recording segments
+    recorded_segments: int = 0  # segments started
+
+
 class WorkerState(msgspec.Struct, tag="worker", kw_only=True):
     """A worker's full view of its source, sent on every change and every heartbeat."""
 
@@ -122,6 +133,7 @@ class WorkerState(msgspec.Struct, tag="worker", kw_only=True):
     vision: VisionStatus | None = None
     speech: SpeechStatus | None = None
     record: RecordStatus | None = None  # None: this worker records nothing
+    counters: WorkerCounters = msgspec.field(default_factory=WorkerCounters)
 
 
 class ProcessInfo(msgspec.Struct, kw_only=True):
@@ -135,6 +147,15 @@ class ProcessInfo(msgspec.Struct, kw_only=True):
     last_exit_code: int | None = None
     next_restart_mono: float | None = None
     spawn_error: str | None = None  # why the last start failed (exec error, EMFILE); None once one succeeds
+    rss_bytes: int | None = None  # read by the supervisor from /proc at each heartbeat
+    cpu_seconds: float | None = None  # user + system, all threads, of the running process
+
+
+class StorageInfo(msgspec.Struct, kw_only=True):
+    """Free space where recordings and artifacts go, read by the supervisor at each heartbeat."""
+
+    path: str  # as the operator configured it; scrubbed where it is shown
+    free_bytes: int
 
 
 class SupervisorState(msgspec.Struct, tag="supervisor", kw_only=True):
@@ -150,6 +171,18 @@ class SupervisorState(msgspec.Struct, tag="supervisor", kw_only=True):
     api: ProcessInfo
     workers: dict[str, ProcessInfo]
     turn: ProcessInfo | None = None  # the TURN relay (coturn), when enabled and installed
+    storage: list[StorageInfo] = []
+
+
+class ApiReport(msgspec.Struct, tag="api-report", kw_only=True):
+    """The API's word to the supervisor at every heartbeat once it serves HTTP (report endpoint):
+    what the supervisor tells systemd (READY=1, STATUS=, WATCHDOG=1) is decided on it."""
+
+    pid: int
+    sources: int
+    reported: int  # sources whose running worker has sent its state, or whose worker was given up
+    online: int
+    viewers: int  # active WHEP sessions over all sources
 
 
 class EventMessage(msgspec.Struct, tag="event"):
@@ -257,6 +290,7 @@ _request_decoder = msgspec.msgpack.Decoder(ControlRequest)
 _reply_decoder = msgspec.msgpack.Decoder(ControlReply)
 _supervisor_request_decoder = msgspec.msgpack.Decoder(SupervisorRequest)
 _supervisor_reply_decoder = msgspec.msgpack.Decoder(SupervisorReply)
+_report_decoder = msgspec.msgpack.Decoder(ApiReport)
 
 encode = _state_encoder.encode
 
@@ -280,3 +314,5 @@ def decode_supervisor_request(data: bytes) -> SupervisorRequest:
 
 def decode_supervisor_reply(data: bytes) -> SupervisorReply:
     return _supervisor_reply_decoder.decode(data)
+def decode_api_report(data: bytes) -> ApiReport:
+    return _report_decoder.decode(data)

@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         if _flag_carries_password(flags):
             print(WARN_FLAG_PASSWORD, file=sys.stderr)
         settings = load_settings(flags, os.environ)
-        register_secrets(settings.auth.token, settings.turn.secret)
+        register_secrets(settings.auth.token, settings.turn.secret, settings.metrics.token)
         for src in settings.sources:
             register_source_url(src.url)
         log = setup_logging("supervisor", settings.log_level)

@@ -249,6 +249,8 @@ def _apply_env(cfg: FileConfig, env: typing.Mapping[str, str]) -> list[SourceOve
         cfg.auth.token = env["ICEY_AUTH_TOKEN"]
     if "ICEY_TURN_SECRET" in env:
         cfg.turn.secret = env["ICEY_TURN_SECRET"]
+    if "ICEY_METRICS_TOKEN" in env:
+        cfg.metrics.token = env["ICEY_METRICS_TOKEN"]
     return _env_sources(env)
 
 
@@ -398,5 +400,5 @@ def load_settings(flags: Flags, env: typing.Mapping[str, str]) -> Settings:
         auth=cfg.auth, turn=cfg.turn, stun=cfg.stun, webrtc=cfg.webrtc, web_root=cfg.web_root,
         record_dir=cfg.media.record_dir,
         mode=cfg.media.mode, log_level=log_level, sources=sources, supervisor=cfg.supervisor, ready=cfg.ready,
-        warnings=warnings, source_ids=[s.id for s in sources],
+        warnings=warnings, source_ids=[s.id for s in sources], metrics=cfg.metrics,
     )

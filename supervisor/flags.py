@@ -39,7 +39,7 @@ Options:
 Environment:
   ICEY_CONFIG ICEY_LOG_LEVEL ICEY_HOST ICEY_PORT ICEY_TURN_PORT ICEY_TURN_EXTERNAL_IP ICEY_MODE
   ICEY_SOURCE ICEY_RECORD_DIR ICEY_WEB_ROOT ICEY_TLS_CERT ICEY_TLS_KEY ICEY_LOOP ICEY_TURN
-  ICEY_AUTH_TOKEN ICEY_TURN_SECRET (secrets have no flags, so they never show in process lists)
+  ICEY_AUTH_TOKEN ICEY_TURN_SECRET ICEY_METRICS_TOKEN (secrets have no flags, so they never show in process lists)
   ICEY_SOURCES               Sources as whitespace-separated [ID=]URL entries: the way to pass
                              camera passwords (a --source flag shows them to every local user)
 Precedence: defaults < config file < environment < flags

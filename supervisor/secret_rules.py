@@ -1,4 +1,4 @@
-"""The two secrets, `auth.token` and `turn.secret`: trimmed wherever they come from, then
+"""The secrets, `auth.token`, `turn.secret` and `metrics.token`: trimmed wherever they come from, then
 refused at start (exit 3) when they protect nothing: a placeholder nobody replaced
 (`change-me` in a manifest) or fewer than 16 characters.
 
@@ -20,6 +20,7 @@ PLACEHOLDERS = frozenset({"secret", "password", "token", "example", "default", "
 
 def trim(cfg: FileConfig) -> None:
     cfg.auth.token, cfg.turn.secret = cfg.auth.token.strip(), cfg.turn.secret.strip()
+    cfg.metrics.token = cfg.metrics.token.strip()
 
 
 def problem(value: str) -> str | None:
@@ -34,7 +35,8 @@ def problem(value: str) -> str | None:
 
 def check(cfg: FileConfig) -> None:
     for key, value in (("auth.token (ICEY_AUTH_TOKEN)", cfg.auth.token),
-                       ("turn.secret (ICEY_TURN_SECRET)", cfg.turn.secret)):
+                       ("turn.secret (ICEY_TURN_SECRET)", cfg.turn.secret),
+                       ("metrics.token (ICEY_METRICS_TOKEN)", cfg.metrics.token)):
         if value and (reason := problem(value)) is not None:
             raise ConfigError(f"Error: {key} {reason}; set a random value of at least {MIN_LENGTH} characters "
                               "(e.g. `openssl rand -hex 24`), or leave it empty to turn it off.")

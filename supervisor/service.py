@@ -17,15 +17,18 @@ import msgspec
 
 from protocol import ipc
 from protocol.config import Settings
-from protocol.messages import Check, SupervisorReply, SupervisorRequest, SupervisorState, encode
+from protocol.messages import Check, StorageInfo, SupervisorReply, SupervisorRequest, SupervisorState, encode
 from protocol.vocabulary import RuntimeState
-from supervisor import turn_relay
+from supervisor import resources, turn_relay
 from supervisor.children import Child
 from supervisor.control_server import SupervisorControl
 from supervisor.errors import EXIT_OK, EXIT_RUNTIME
+from supervisor.readiness import ServiceNotifier
 from supervisor.restart_policy import RestartPolicy
+from supervisor.sd_notify import SdNotify
 
 log = logging.getLogger("icey.supervisor")
+STORAGE_INTERVAL_SEC = 5.0
 
 
 class Service:
@@ -42,6 +45,11 @@ class Service:
         self.pub = ipc.SnapshotSocket(self.runtime_dir)
         self.stop_requested = asyncio.Event()
         self.control = SupervisorControl(self.runtime_dir, self.handle)
+        # Before any child starts: it takes NOTIFY_SOCKET out of the environment they inherit.
+        self.notifier = ServiceNotifier(SdNotify.from_environ(), self.runtime_dir,
+                                        settings.supervisor.heartbeat_ms / 1000)
+        self.storage: list[StorageInfo] = []
+        self.storage_paths = [settings.record_dir, *(src.record.dir for src in settings.sources)]
         cfg = settings.supervisor
         stop_sec = cfg.stop_timeout_sec
         common = ["--runtime-dir", str(self.runtime_dir)]
@@ -75,7 +83,7 @@ class Service:
             pid=os.getpid(), seq=self.seq, runtime_state=self.runtime_state, started_mono=self.started_mono,
             checks=self.checks, warnings=self.settings.warnings, degrading_warnings=self.degrading,
             api=self.api.info, workers={sid: child.info for sid, child in self.workers.items()},
-            turn=self.turn.info if self.turn else None)
+            turn=self.turn.info if self.turn else None, storage=self.storage)
         self.pub.send(encode(state))
 
     def handle(self, request: SupervisorRequest) -> SupervisorReply:
@@ -89,9 +97,17 @@ class Service:
 
     async def _heartbeat(self) -> None:
         interval = self.settings.supervisor.heartbeat_ms / 1000
+        children = [self.api, *self.workers.values(), *([self.turn] if self.turn else [])]
         while True:
+            resources.sample_usage([child.info for child in children])
             self.publish()
             await asyncio.sleep(interval)
+
+    async def _watch_storage(self) -> None:
+        """In a thread and apart from the heartbeat: statvfs can hang on a network mount."""
+        while True:
+            self.storage = await asyncio.to_thread(resources.sample_storage, self.storage_paths)
+            await asyncio.sleep(STORAGE_INTERVAL_SEC)
 
     async def _greet_subscribers(self) -> None:
         while True:
@@ -124,7 +140,8 @@ class Service:
         self._write_settings()
         tasks = [asyncio.create_task(child.keep_running()) for child in children]
         background = [asyncio.create_task(self._heartbeat()), asyncio.create_task(self._greet_subscribers()),
-                      asyncio.create_task(self.control.run())]
+                      asyncio.create_task(self.control.run()), asyncio.create_task(self._watch_storage()),
+                      asyncio.create_task(self.notifier.run())]
         self.runtime_state = "running"
         self.publish()
         api_given_up = asyncio.create_task(self.api.given_up.wait())
@@ -138,6 +155,7 @@ class Service:
 
     async def shutdown(self, children: list[Child], tasks: list[asyncio.Task]) -> None:
         self.runtime_state = "stopping"
+        self.notifier.stopping()
         self.publish()
         for child in children:
             child.stopping = True  # a child that dies from here on is not restarted
@@ -149,6 +167,7 @@ class Service:
         await asyncio.gather(*tasks, return_exceptions=True)
         self.pub.close()
         self.control.close()
+        self.notifier.notify.close()
         self.http_socket.close()
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
         log.info("stopped")

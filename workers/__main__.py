@@ -126,7 +126,7 @@ async def run_worker(settings: Settings, src: SourceSettings, runtime_dir: Path)
 
     sessions = SessionManager(settings, src, fanout, changes.notify, has_audio, sink_for, events)
     publisher = StatePublisher(sock, src.id, settings.supervisor.heartbeat_ms / 1000, changes, reader, sessions,
-                               intelligence, store.health if store is not None else None)
+                               intelligence, store)
     control = ControlServer(ctx, runtime_dir, src.index, src.id, reader, delivery, sessions)
     if store is not None:
         store.start()  # recovers what a previous worker left, in its own thread

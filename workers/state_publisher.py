@@ -10,9 +10,9 @@ import time
 import msgspec
 
 from protocol.ipc import SnapshotSocket
-from protocol.messages import SourceStatus, WorkerState, encode
+from protocol.messages import SourceStatus, WorkerCounters, WorkerState, encode
 from workers.intelligence.pipelines import Intelligence
-from workers.recording.write_health import WriteHealth
+from workers.recording.segment_store import SegmentStore
 from workers.source.reader import SourceReader
 from workers.threads import ThreadDeath
 from workers.webrtc.sessions import SessionManager
@@ -36,13 +36,13 @@ class ChangeSignal:
 class StatePublisher:
     def __init__(self, sock: SnapshotSocket, source_id: str, heartbeat_sec: float, changes: ChangeSignal,
                  reader: SourceReader | None, sessions: SessionManager,
-                 intelligence: Intelligence | None, record: WriteHealth | None = None) -> None:
+                 intelligence: Intelligence | None, store: SegmentStore | None = None) -> None:
         self.sock = sock
         self.source_id = source_id
         self.heartbeat_sec = heartbeat_sec
         self.changes = changes
         self.reader, self.sessions, self.intelligence = reader, sessions, intelligence
-        self.record = record
+        self.store = store
         self.seq = 0
         self.started_mono = time.monotonic()
 
@@ -53,14 +53,25 @@ class StatePublisher:
         return SourceStatus(state="online" if publisher is not None and publisher.state == "active" else "offline",
                             dropped_units=publisher.ingest.dropped_units if publisher and publisher.ingest else 0)
 
+    def _counters(self) -> WorkerCounters:
+        received = self.sessions.received_bytes  # a WHIP publisher's media (record and relay sources)
+        video, audio = received["video"], received["audio"]
+        if self.reader is not None:
+            video, audio = video + self.reader.stats.video_bytes, audio + self.reader.stats.audio_bytes
+        store = self.store
+        return WorkerCounters(received_video_bytes=video, received_audio_bytes=audio,
+                              sent_bytes=self.sessions.sent_bytes,
+                              recorded_bytes=store.recorded_bytes if store else 0,
+                              recorded_segments=store.recorded_segments if store else 0)
+
     def snapshot(self) -> WorkerState:
         self.seq += 1
         vision, speech = self.intelligence.status() if self.intelligence is not None else (None, None)
         return WorkerState(source_id=self.source_id, pid=os.getpid(), started_mono=self.started_mono, seq=self.seq,
                            source=self._source_status(), sessions=self.sessions.infos(),
                            sessions_active=self.sessions.active, sessions_total=self.sessions.total,
-                           vision=vision, speech=speech,
-                           record=self.record.status() if self.record is not None else None)
+                           vision=vision, speech=speech, counters=self._counters(),
+                           record=self.store.health.status() if self.store is not None else None)
 
     def send(self, final: bool = False, death: ThreadDeath | None = None) -> None:
         """`final`: the last word before exit, so the API shows `stopped` (or, after a thread's

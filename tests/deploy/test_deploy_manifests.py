@@ -464,7 +464,8 @@ def test_unit_settings():
     assert unit["Unit"]["Wants"] == "network-online.target"
     service = unit["Service"]
     expected = {
-        "Type": "simple", "Restart": "on-failure", "RestartSec": "5", "User": "icey", "Group": "icey",
+        "Type": "notify", "NotifyAccess": "main", "WatchdogSec": "30", "Restart": "on-failure", "RestartSec": "5",
+        "User": "icey", "Group": "icey",
         "WorkingDirectory": "/var/lib/icey-server", "StandardOutput": "journal", "StandardError": "journal",
         "KillSignal": "SIGTERM", "TimeoutStopSec": "20", "KillMode": "mixed",
         "EnvironmentFile": "-/etc/icey-server/env", "NoNewPrivileges": "yes", "ProtectSystem": "strict",
@@ -528,6 +529,8 @@ def test_unit_verifies(tmp_path):
     ("Restart=on-failure", "Restart=sometimes"),
     ("KillMode=mixed", "KillMod=mixed"),
     ("RestartSec=5", "RestartSec=five"),
+    ("NotifyAccess=main", "NotifyAccess=sometimes"),
+    ("WatchdogSec=30", "WatchdogSec=half-a-minute"),
 ])
 def test_unit_broken_copy_is_rejected(tmp_path, old, new):
     text = UNIT_FILE.read_text()

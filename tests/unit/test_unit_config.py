@@ -228,7 +228,8 @@ def test_range_and_enum_errors_have_icey_messages(tmp_path, data, message):
     ([{"id": "a", "source": "rtsp://h/x", "mode": "bogus"}], "invalid sources[0].mode 'bogus'"),
     ([{"id": "a", "source": "rtsp://h/x", "loop": "yes"}], "sources[0].loop"),
     ([{"id": "a", "source": 5}], "sources[0].source"),
-    ([{"id": "a", "source": "rtsp://h/x", "stallTimeoutSec": -1}], "Expected `float` > 0.0 at sources[0].stallTimeoutSec"),
+    ([{"id": "a", "source": "rtsp://h/x", "stallTimeoutSec": -1}],
+     "Expected `float` > 0.0 at sources[0].stallTimeoutSec"),
 ])
 def test_source_errors_name_the_source_path(tmp_path, sources, fragment):
     settings = load(["-c", str(write_config(tmp_path, {"sources": sources}))])

@@ -79,6 +79,8 @@ class SegmentStore:
         self._stopping = False
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self.recorded_bytes = 0  # cumulative media bytes written, and segments opened: the worker's counters
+        self.recorded_segments = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -118,11 +120,13 @@ class SegmentStore:
         with self._lock:
             self._index.add(entry)
             self._open = segment
+        self.recorded_segments += 1
         return segment
 
-    def wrote(self, segment: Segment, duration_sec: float) -> None:
-        """A packet went into `segment`, which now lasts `duration_sec`."""
+    def wrote(self, segment: Segment, duration_sec: float, size: int) -> None:
+        """A packet of `size` bytes went into `segment`, which now lasts `duration_sec`."""
         segment.writes += 1
+        self.recorded_bytes += size
         segment.entry.duration_sec = max(segment.entry.duration_sec, round(duration_sec, 3))
         now = time.monotonic()
         first = segment.writes == 1

@@ -127,7 +127,7 @@ class SegmentRecorder:
         if not seg.writer.write(kind, bytes(packet), pts_rel, dts_rel, duration, bool(packet.is_keyframe)):
             return
         seg.clock.advance(kind, pts_rel, dts_rel, duration)
-        self.store.wrote(seg.stored, seg.clock.end_sec)
+        self.store.wrote(seg.stored, seg.clock.end_sec, packet.size)
 
     def _place(self, seg: _Segment, kind: str, seconds: float, dts_sec: float,
                duration: float) -> tuple[float, float]:

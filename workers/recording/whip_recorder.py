@@ -89,7 +89,7 @@ class WhipRecorder:
             return  # audio a little ahead of the segment's first keyframe
         key = kind == "video" and is_h264_keyframe(data)
         if segment.writer.write(kind, data, written, written, key=key):
-            self.store.wrote(segment, written)
+            self.store.wrote(segment, written, len(data))
 
     def _open(self, keyframe: bytes, nals: list[bytes], seconds: float) -> Segment:
         writer = Fmp4Writer(self.store.new_path())

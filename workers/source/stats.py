@@ -18,6 +18,8 @@ class SourceStats:
         self.last_packet_mono: float | None = None
         self.packets = 0
         self.bytes = 0
+        self.video_bytes = 0  # cumulative, across reconnects: the worker's receive counters
+        self.audio_bytes = 0
 
     def reset(self) -> None:
         with self._lock:
@@ -31,7 +33,9 @@ class SourceStats:
             self.bytes += size
             self.last_packet_mono = now
             if not is_video:
+                self.audio_bytes += size
                 return
+            self.video_bytes += size
             self._video.append((now, now if pts_sec is None else pts_sec, size))
             while self._video and now - self._video[0][0] > WINDOW_SEC:
                 self._video.popleft()

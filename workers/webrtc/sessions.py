@@ -94,6 +94,9 @@ class SessionManager:
         self.ingest_factory = ingest_factory
         self.sessions: dict[str, Session] = {}
         self.total = 0
+        # Cumulative over every session, closed ones included: the worker's traffic counters.
+        self.sent_bytes = 0
+        self.received_bytes = {"video": 0, "audio": 0}
 
     # -- queries --------------------------------------------------------------------------
 
@@ -183,6 +186,7 @@ class SessionManager:
     def _count_sent(self, session: Session) -> Callable[[MediaUnit], None]:
         def count(unit: MediaUnit) -> None:
             session.bytes_sent += unit.size
+            self.sent_bytes += unit.size
             session.packets_sent += len(unit.payloads)
 
         return count
@@ -233,6 +237,8 @@ class SessionManager:
             session.last_heard = time.monotonic()  # plain store: safe from the receiver thread
             session.bytes_received += len(data)
             session.packets_received += 1
+            if kind in self.received_bytes:
+                self.received_bytes[kind] += len(data)
             ingest.write(kind, data, timestamp)
 
         def failed(exc: Exception) -> None:  # on a receiver thread

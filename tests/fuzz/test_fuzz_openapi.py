@@ -1,0 +1,52 @@
+"""schemathesis 4 against a live server, from its own /api/openapi.json: every phase (examples,
+coverage, fuzzing, stateful) and every check, with auth off and on, bounded in time. The bar is
+no 5xx and no response that breaks the document. The same command is in README.md."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support.processes import REPO, wait_for
+from support.servers import LOOPBACK
+
+MAX_TIME_SEC = 20  # per run; two runs
+TOKEN = "fuzz-token-0123456789"
+CONFIG = {**LOOPBACK, "sources": [{"id": "demo-1", "source": "demo://testsrc2?size=160x90&rate=10"},
+                                  {"id": "desk", "mode": "record"}]}
+
+
+def _schemathesis(base: str, *extra: str) -> subprocess.CompletedProcess:
+    cli = Path(sys.executable).parent / "schemathesis"
+    argv = [str(cli), "--no-color", "--config-file", "tests/fuzz/schemathesis.toml", "run", f"{base}/api/openapi.json",
+            "--checks", "all", "--phases", "examples,coverage,fuzzing,stateful", "--max-time", str(MAX_TIME_SEC),
+            "--request-timeout", "5", "--workers", "2", *extra]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEMATHESIS_")}
+    return subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=MAX_TIME_SEC + 60)
+
+
+@pytest.mark.parametrize("auth", ["off", "on"])
+def test_the_server_keeps_to_its_document(icey, tmp_path, auth):
+    env = {"ICEY_AUTH_TOKEN": TOKEN} if auth == "on" else {}
+    server = icey(["--no-turn", "--record-dir", str(tmp_path / "rec")], CONFIG, env)
+    wait_for(lambda: server.get("/api/ready").status == 200, 20, what="ready")
+    served = server.get("/api/openapi.json")  # open without the token
+    assert served.status == 200
+    doc = served.json()
+    assert doc["openapi"] == "3.1.0"
+    assert ("securitySchemes" in doc["components"]) == (auth == "on")
+    status = server.get("/api/status", {"Authorization": f"Bearer {TOKEN}"} if auth == "on" else {})
+    assert status.status == 200
+
+    result = _schemathesis(server.base, *(["-H", f"Authorization: Bearer {TOKEN}"] if auth == "on" else []))
+    report = result.stdout + result.stderr
+    assert result.returncode == 0, report[-6000:]
+    assert re.search(r"Operations: +(\d+) selected / \1 total", report)  # every one: SSE and SDP offers too
+    assert "passed" in report and "failed" not in report, report[-3000:]
+    log = server.stderr()
+    assert "Traceback" not in log and "unhandled error" not in log, log[-3000:]
+    assert TOKEN not in log
