@@ -5,7 +5,15 @@ from __future__ import annotations
 from quart import Quart, request
 from werkzeug.exceptions import HTTPException
 
-from api import artifact_routes, event_routes, operator_routes, pages, source_routes, webrtc_routes
+from api import (
+    artifact_routes,
+    event_routes,
+    operator_routes,
+    pages,
+    snapshot_routes,
+    source_routes,
+    webrtc_routes,
+)
 from api.auth import OPEN_PATHS, authorized
 from api.context import ApiError, AppParts
 from api.control_client import ControlClient
@@ -28,6 +36,7 @@ def create_app(settings: Settings, view: StateView, control: ControlClient) -> Q
     app.register_blueprint(webrtc_routes.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(artifact_routes.bp)
+    app.register_blueprint(snapshot_routes.bp)
 
     @app.before_request
     async def require_token():

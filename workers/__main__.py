@@ -27,6 +27,8 @@ from workers.source.reader import SourceReader
 from workers.source.taps import PacketTap
 from workers.source.timeline import Timeline
 from workers.state_publisher import ChangeSignal, StatePublisher
+from workers.stills.keyframes import KeyframeTap
+from workers.stills.service import SnapshotService
 from workers.webrtc.delivery import Delivery
 from workers.webrtc.fanout import Fanout
 from workers.webrtc.ice import restrict_host_addresses
@@ -65,6 +67,7 @@ async def run_worker(settings: Settings, src: SourceSettings, runtime_dir: Path)
     delivery: Delivery | None = None
     recorder: SegmentRecorder | None = None
     intelligence: Intelligence | None = None
+    stills: SnapshotService | None = None
     if src.kind != "none":
         taps: list[PacketTap] = []
         if src.record.enabled:  # continuous recording
@@ -73,9 +76,14 @@ async def run_worker(settings: Settings, src: SourceSettings, runtime_dir: Path)
         intelligence = build_intelligence(settings, src, events, changes.notify)
         if intelligence is not None:
             taps += intelligence.taps
+        keyframes = KeyframeTap()
+        taps.append(keyframes)
         delivery = Delivery(fanout.publish_threadsafe, src.video)
         taps.append(delivery)  # last: it may consume the packet
         reader = SourceReader(src, source_watch(events, fanout, changes), taps)
+        shared_decoder = intelligence.decoder if intelligence is not None and intelligence.vision else None
+        stills = SnapshotService(keyframes, reader,
+                                 (lambda: shared_decoder.latest) if shared_decoder is not None else None)
     relay_timeline = Timeline()
 
     def sink_for(session: Session) -> PublisherSink:
@@ -91,7 +99,7 @@ async def run_worker(settings: Settings, src: SourceSettings, runtime_dir: Path)
     sessions = SessionManager(settings, src, fanout, changes.notify, has_audio, sink_for, events)
     publisher = StatePublisher(sock, src.id, settings.supervisor.heartbeat_ms / 1000, changes, reader, sessions,
                                intelligence)
-    control = ControlServer(ctx, runtime_dir, src.index, src.id, reader, delivery, sessions)
+    control = ControlServer(ctx, runtime_dir, src.index, src.id, reader, delivery, sessions, stills)
     if recorder is not None:
         recorder.start()
     if intelligence is not None:
@@ -103,6 +111,8 @@ async def run_worker(settings: Settings, src: SourceSettings, runtime_dir: Path)
     finally:
         if reader is not None:
             reader.stop()
+        if stills is not None:
+            stills.close()
         if intelligence is not None:
             await asyncio.to_thread(intelligence.close)  # finishes a clip being written
         if recorder is not None:

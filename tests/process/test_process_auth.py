@@ -12,7 +12,7 @@ from support.processes import free_port, wait_for
 
 TOKEN = "s3cret-token-value"
 ROUTES = ["/api/status", "/api/config", "/api/sources", "/api/sources/demo-1", "/api/sources/demo-1/probe",
-          "/api/nope"]
+          "/api/sources/demo-1/snapshot.jpg", "/api/nope"]
 
 
 @pytest.fixture
