@@ -3,20 +3,21 @@
 `w`/`h` bound the size (aspect kept, never enlarged), `q` is the JPEG quality 1-100, `maxAge`
 (seconds) lets the worker answer with a cached picture no older than that. An offline source is a
 503 with `Retry-After` (never a 200 with an empty body); a repeat of the same picture is a 304 to
-`If-None-Match`, so a wall refreshing its tiles costs no bytes while nothing changed.
+`If-None-Match`, so a wall refreshing its tiles costs no bytes while nothing changed. A reply
+young enough for `maxAge` is served from the API's own cache without asking the worker.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 from datetime import datetime
 
-from quart import Blueprint, Response, request
+from quart import Blueprint, Response, current_app, request
 from werkzeug.http import http_date, parse_etags
 
 from api.context import ApiError, ask_worker, documents, source_or_404
 from api.documents import SourceItem
+from api.snapshot_cache import SnapshotCache
 from protocol.messages import SNAPSHOT_DEFAULT_QUALITY, SnapshotReply, SnapshotRequest
 
 bp = Blueprint("snapshots", __name__)
@@ -24,6 +25,12 @@ SNAPSHOT_TIMEOUT_SEC = 5.0
 MAX_SIDE = 16_384
 MAX_AGE_LIMIT_SEC = 86_400.0
 CACHE_CONTROL = "private, max-age=1"
+CACHE = "icey.snapshots"  # the app's SnapshotCache, in app.extensions
+
+
+@bp.record_once
+def _cache(state) -> None:
+    state.app.extensions[CACHE] = SnapshotCache()
 
 
 def _integer(name: str, low: int, high: int, default: int) -> int:
@@ -78,17 +85,20 @@ async def snapshot(source_id: str):
     if item.state != "online":
         raise ApiError(503, "unavailable", f"source {source_id} is {item.state}; no picture to show",
                        {"Retry-After": retry_after(item)})
-    try:
-        reply = await ask_worker(source_id, ask, SNAPSHOT_TIMEOUT_SEC)
-    except ApiError as exc:
-        if exc.status == 503:
-            exc.headers.setdefault("Retry-After", "1")
-        raise
-    assert isinstance(reply, SnapshotReply)
-    etag = f'"{hashlib.blake2b(reply.jpeg, digest_size=12).hexdigest()}"'
-    taken = datetime.fromisoformat(reply.frame_time.replace("Z", "+00:00"))
-    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Last-Modified": http_date(taken),
-               "X-Icey-Frame-Time": reply.frame_time, "X-Content-Type-Options": "nosniff"}
-    if parse_etags(request.headers.get("If-None-Match")).contains_weak(etag.strip('"')):
+    cache: SnapshotCache = current_app.extensions[CACHE]
+    key = (source_id, ask.width, ask.height, ask.quality)
+    snap = cache.get(key, ask.max_age_sec)
+    if snap is None:
+        try:
+            reply = await ask_worker(source_id, ask, SNAPSHOT_TIMEOUT_SEC)
+        except ApiError as exc:
+            if exc.status == 503:
+                exc.headers.setdefault("Retry-After", "1")
+            raise
+        assert isinstance(reply, SnapshotReply)
+        snap = cache.put(key, reply)
+    headers = {"ETag": snap.etag, "Cache-Control": CACHE_CONTROL, "Last-Modified": http_date(snap.taken),
+               "X-Icey-Frame-Time": snap.reply.frame_time, "X-Content-Type-Options": "nosniff"}
+    if parse_etags(request.headers.get("If-None-Match")).contains_weak(snap.etag.strip('"')):
         return Response(b"", status=304, headers=headers)
-    return Response(reply.jpeg, status=200, content_type="image/jpeg", headers=headers)
+    return Response(snap.reply.jpeg, status=200, content_type="image/jpeg", headers=headers)
