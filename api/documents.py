@@ -78,6 +78,7 @@ class SourceItem(msgspec.Struct, rename="camel"):
     sessions: Sessions
     worker: WorkerView
     intelligence: Intelligence
+    recording: bool = False  # its media is being written to disk now (continuous recording or a WHIP recorder)
 
 
 class Readiness(msgspec.Struct, rename="camel", kw_only=True):
@@ -218,6 +219,7 @@ class Documents:
             intelligence=Intelligence(
                 vision=(ws.vision if ws and ws.vision else VisionStatus(enabled=intel.vision.enabled)),
                 speech=(ws.speech if ws and ws.speech else SpeechStatus(enabled=intel.speech.enabled))),
+            recording=online and (src.record.enabled or src.mode == "record"),
         )
 
     def source_check(self, src: SourceSettings, item: SourceItem) -> Check:

@@ -62,8 +62,8 @@ def test_status_fields(demo):
 def test_source_item_is_measured(demo):
     item = demo.wait_source("demo-1", lambda s: (s["media"]["video"] or {}).get("fps", 0) > 20)
     assert set(item) == {"id", "mode", "source", "state", "online", "onlineSince", "lastError", "nextRetryAt",
-                         "reconnects", "media", "sessions", "worker", "intelligence"}
-    assert item["state"] == "online" and item["online"] is True
+                         "reconnects", "media", "sessions", "worker", "intelligence", "recording"}
+    assert item["state"] == "online" and item["online"] is True and item["recording"] is False
     assert RFC3339.match(item["onlineSince"])
     assert item["source"] == {"value": item["source"]["value"], "kind": "demo", "remote": False, "loop": False}
     video = item["media"]["video"]
