@@ -15,6 +15,7 @@
   let viewer = null;        // the live Icey.Viewer, while playing
   let wantLive = true;      // the operator has not pressed Stop
   let liveState = 'starting';
+  let retryAt = 0, retryMs = 2000;  // after a failed start: try again then, backing off
 
   document.title = 'icey · ' + sourceId;
   $('title').textContent = sourceId;
@@ -62,7 +63,8 @@
     if (item.mode !== 'stream') pages.push(el('a', {href: '/publish/' + enc, textContent: 'Publish'}));
     if (!$('pages').childElementCount) $('pages').replaceChildren(...pages);
     for (const url of [vision.lastSnapshotUrl, vision.lastClipUrl]) if (url) addArtifact(url, null);
-    if (wantLive && !viewer && item.online && item.mode !== 'record') play();
+    $('play').disabled = item.mode === 'record';
+    if (wantLive && !viewer && item.online && item.mode !== 'record' && Date.now() >= retryAt) play();
     if (!item.online) playerNotice(item.mode === 'record' ? 'A record source has nothing to watch live.'
       : 'The source is ' + item.state + '; live video starts when it is back.');
   }
@@ -100,11 +102,13 @@
     playerNotice('');
     viewer = new Icey.Viewer({
       sourceId, video, audio: true, timeoutMs: 15000,
-      onPlaying: () => setLive('playing'),
+      onPlaying: () => { retryMs = 2000; setLive('playing'); },
       onFail: (message) => {
         viewer = null;
+        retryAt = Date.now() + retryMs;
+        playerNotice('Live video failed: ' + message + (wantLive ? '\nTrying again in ' + Icey.ago(retryMs / 1000) : ''));
+        retryMs = Math.min(retryMs * 2, 60000);
         setLive('error');
-        playerNotice('Live video failed: ' + message);
       },
     });
     setLive('connecting');
@@ -120,6 +124,7 @@
 
   $('play').onclick = () => {
     wantLive = !viewer;
+    retryAt = 0;
     if (viewer) stop(false); else play();
   };
   $('sound').onclick = () => {

@@ -37,6 +37,8 @@
       this.timer = null;
       this.ice = null;       // Promise of its ICE servers, asked once per page
       this.events = null;
+      this.busy = false;     // a poll is in flight
+      this.again = false;    // and another was asked for meanwhile
       this.noteEl = el('p', {className: 'box-note', hidden: true});
     }
 
@@ -45,8 +47,11 @@
       return this.ice;
     }
 
-    // Now, then every POLL_MS (slower while the tab is hidden).
+    // Now, then every POLL_MS (slower while the tab is hidden). A call while one is in flight makes it
+    // run once more right after, so callers never stack polls (or timers).
     async poll() {
+      if (this.busy) { this.again = true; return; }
+      this.busy = true;
       clearTimeout(this.timer);
       try {
         const resp = await Icey.api('/api/status', undefined, this.origin, () => this.poll());
@@ -63,10 +68,16 @@
         this.problem = (this.label || 'This server') + ' cannot be reached: ' + (e.message || e) +
           (this.origin ? ' (is this page\'s origin in its http.corsOrigins?)' : '');
       }
+      this.busy = false;
       this.noteEl.textContent = this.problem;
       this.noteEl.hidden = !this.problem;
       render();
-      this.timer = setTimeout(() => this.poll(), document.hidden ? HIDDEN_POLL_MS : POLL_MS);
+      if (this.again) {
+        this.again = false;
+        this.poll();
+      } else {
+        this.timer = setTimeout(() => this.poll(), document.hidden ? HIDDEN_POLL_MS : POLL_MS);
+      }
     }
 
     // Its events, as they happen: a state change shows at once, not at the next poll.
@@ -270,7 +281,7 @@
   }, stillSec * 1000);
 
   setInterval(() => {  // countdowns in the notices, lingering motion running out
-    for (const tile of tiles.values()) if (!tile.online || tile.liveProblem) tile.showState();
+    for (const tile of tiles.values()) if (!tile.online || tile.liveProblem || tile.box.problem) tile.showState();
     rebalance();
   }, 1000);
 

@@ -36,6 +36,7 @@ const WallTile = (() => {
       this.liveProblem = '';
       this.stillUrl = null;      // blob: URL of the picture shown
       this.stillAt = 0;          // when that picture was taken (ms, from the server's frame time)
+      this.stillTag = null;      // its ETag
       this.stillLoading = false;
       this.stillFailed = '';
       this.regionsTimer = null;
@@ -139,7 +140,9 @@ const WallTile = (() => {
     showState() {
       const item = this.item, p = this.parts, now = Date.now();
       let state = item.state, notice = '';
-      if (!this.workerUp) {
+      if (this.box.problem) {
+        notice = this.box.problem.split('\n')[0];  // what follows is the last state it told us
+      } else if (!this.workerUp) {
         state = item.worker.state;
         const next = item.worker.nextRestartInMs;
         notice = item.worker.state === 'given-up' ? 'Worker gave up after repeated crashes'
@@ -167,7 +170,7 @@ const WallTile = (() => {
       p.state.className = 'state ' + state;
       p.notice.textContent = notice;
       p.notice.hidden = !notice;
-      this.node.classList.toggle('down', !this.online);
+      this.node.classList.toggle('down', !this.online || !!this.box.problem);
       this.node.classList.toggle('is-live', !!this.live);
       this.node.classList.toggle('playing', this.playing);
       p.liveBadge.hidden = !this.playing;
@@ -232,10 +235,14 @@ const WallTile = (() => {
                    '&maxAge=' + (maxAge || 0);
       try {
         const resp = await Icey.api(path, {cache: 'no-cache'}, this.box.origin, () => this.box.poll());
-        if (resp.ok) {
+        const etag = resp.headers.get('ETag');
+        if (resp.ok && etag && etag === this.stillTag) {
+          this.stillFailed = '';  // the same picture (a 304 the browser turned into its cached 200)
+        } else if (resp.ok) {
           const blob = await resp.blob();
           const taken = resp.headers.get('X-Icey-Frame-Time') || resp.headers.get('Last-Modified');
           this.stillAt = taken ? Date.parse(taken) : Date.now();
+          this.stillTag = etag;
           const url = URL.createObjectURL(blob);
           const old = this.stillUrl;
           this.stillUrl = url;

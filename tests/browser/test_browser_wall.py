@@ -214,3 +214,54 @@ def test_nine_sources_within_the_live_cap_and_not_while_hidden(icey, browser):
     shown = wait_tiles(page, lambda t: t["cam-9"]["playing"] and not t["cam-1"]["live"], what="scrolled live")
     assert whep_sessions(server) <= sum(t["onScreen"] for t in shown.values()), shown
     page.close()
+
+
+def test_source_page_recordings_snapshots_and_clips(icey, browser, tmp_path: Path):
+    yard = "demo://square?size=320x180&rate=10&gop=10&move=2&period=4"
+    vision = {"enabled": True, "motion": {"threshold": 0.02}, "snapshots": {"enabled": True, "minIntervalUsec": 0},
+              "clips": {"enabled": True, "preRollUsec": 500_000, "postRollUsec": 500_000}}
+    server = icey(["--no-turn"], {**LOOPBACK, "stun": {"urls": []}, "media": {"recordDir": "rec"}, "sources": [
+        {"id": "yard", "source": yard, "record": {"enabled": True, "segmentSeconds": 2},
+         "intelligence": {"vision": vision}}]})
+    _online(server)
+    wait_for(lambda: [r for r in server.get("/api/sources/yard/recordings").json()["items"] if not r["open"]], 20,
+             what="a closed segment")
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(15_000)
+    page.goto(server.base + "/sources/yard")
+    expect(page.locator("#badges .rec")).to_be_visible()
+    snapshot = page.locator(".artifact img").first
+    expect(snapshot).to_be_visible(timeout=20_000)
+    wait_for(lambda: snapshot.evaluate("img => img.naturalWidth") == 320, 10, what="the motion snapshot decoded")
+    expect(page.locator(".artifact video").first).to_be_attached(timeout=20_000)  # a motion clip
+    page.locator("#filter-motion").uncheck()  # the type filters hide what is not wanted
+    expect(page.locator("#events .ev-motion").first).to_be_hidden()
+    expect(page.locator("#events .ev-snapshot").first).to_be_visible()
+
+    page.locator("#recordings").get_by_role("button", name="Play").last.click()  # the oldest segment
+    player = page.locator("#recording-player")
+    expect(player).to_be_visible()
+    wait_for(lambda: player.evaluate("v => v.readyState >= 1 && v.duration > 1.5"), 10, what="the segment's metadata")
+    player.evaluate("v => { v.pause(); v.currentTime = 1.0; }")  # seekable: the server answers Range requests
+    wait_for(lambda: player.evaluate("v => !v.seeking && Math.abs(v.currentTime - 1.0) < 0.2"), 10, what="a seek")
+    screenshot(page, tmp_path, "source-page-media.png", full_page=True)
+    page.close()
+
+
+def test_live_falls_back_to_stills_and_retries(icey, browser):
+    server = icey(["--no-turn"], {**LOOPBACK, "stun": {"urls": []}, "sources": [
+        {"id": "one", "source": "demo://testsrc2?size=160x90&rate=10", "maxViewers": 1}]})
+    _online(server)
+    watcher = new_page(browser)  # takes the only viewer slot
+    watcher.goto(server.base + "/watch/one")
+    wait_for(lambda: watcher.evaluate("window.probe()")["framesDecoded"] > 5, 15, what="the watcher playing")
+    page = new_page(browser)
+    page.goto(server.base + "/")
+    wait_tiles(page, lambda t: t["one"]["stillWidth"] > 0, what="the still")
+    page.locator("#source-one").click()
+    shown = wait_tiles(page, lambda t: "Live video failed" in t["one"]["notice"], what="the failure shown")
+    assert "503" in shown["one"]["notice"] and "retry in" in shown["one"]["notice"], shown
+    assert shown["one"]["stillWidth"] > 0 and not shown["one"]["playing"]  # the still stays
+    watcher.close()  # the slot frees: the next retry plays
+    wait_tiles(page, lambda t: t["one"]["playing"] and not t["one"]["notice"], timeout=20, what="live after retrying")
+    page.close()
