@@ -71,8 +71,11 @@ def decodes(port: int) -> int:
     return probe["snapshotDecodes"]
 
 
+Series = tuple[list[float], int, int]  # latencies (ms), errors, mean body bytes
+
+
 def series(client: KeepAlive, path: str, count: int, interval: float = 0.0, headers: dict[str, str] | None = None,
-           expect: int = 200) -> tuple[list[float], int, int]:
+           expect: int = 200) -> Series:
     """Latencies (ms) of `count` GETs of `path`, one every `interval` s; errors; mean body bytes."""
     lat, errors, size = [], 0, 0
     for _ in range(count):
@@ -85,6 +88,20 @@ def series(client: KeepAlive, path: str, count: int, interval: float = 0.0, head
         if interval:
             time.sleep(max(0.0, interval - (time.monotonic() - started)))
     return lat, errors, size // max(1, count)
+
+
+def interleaved(client: KeepAlive, path: str, count: int, tag: dict[str, str]) -> tuple[Series, Series]:
+    """`series` of plain GETs and of conditional ones (304) taken in turn, so both see the same load."""
+    plain: list[Series] = []
+    conditional: list[Series] = []
+    for _ in range(count):
+        plain.append(series(client, path, 1))
+        conditional.append(series(client, path, 1, headers=tag, expect=304))
+
+    def merged(parts: list[Series]) -> Series:
+        return [x for p in parts for x in p[0]], sum(p[1] for p in parts), sum(p[2] for p in parts) // len(parts)
+
+    return merged(plain), merged(conditional)
 
 
 def row(name: str, lat: list[float], errors: int, size: int, target: float | None = None) -> str:
@@ -156,8 +173,7 @@ def main() -> int:
         warm_path = f"/api/sources/{SOURCE_ID}/snapshot.jpg?maxAge=60{size_query}"
         tag = {"If-None-Match": client.etag(warm_path)}
         before = decodes(port)
-        warm = series(client, warm_path, args.warm)
-        not_modified = series(client, warm_path, args.warm, headers=tag, expect=304)
+        warm, not_modified = interleaved(client, warm_path, args.warm, tag)
         warm_decodes = decodes(port) - before
         client.close()
         side.close()
