@@ -13,23 +13,23 @@ import math
 from datetime import datetime
 
 from quart import Blueprint, Response, current_app, request
+from quart.blueprints import BlueprintSetupState
 from werkzeug.http import http_date, parse_etags
 
 from api.context import ApiError, ask_worker, documents, source_or_404
 from api.documents import SourceItem
 from api.snapshot_cache import SnapshotCache
-from protocol.messages import SNAPSHOT_DEFAULT_QUALITY, SnapshotReply, SnapshotRequest
+from protocol.messages import SNAPSHOT_DEFAULT_QUALITY, SNAPSHOT_MAX_SIDE, SnapshotReply, SnapshotRequest
 
 bp = Blueprint("snapshots", __name__)
 SNAPSHOT_TIMEOUT_SEC = 5.0
-MAX_SIDE = 16_384
 MAX_AGE_LIMIT_SEC = 86_400.0
 CACHE_CONTROL = "private, max-age=1"
 CACHE = "icey.snapshots"  # the app's SnapshotCache, in app.extensions
 
 
 @bp.record_once
-def _cache(state) -> None:
+def _cache(state: BlueprintSetupState) -> None:
     state.app.extensions[CACHE] = SnapshotCache()
 
 
@@ -60,8 +60,8 @@ def _max_age() -> float:
 
 
 def snapshot_request() -> SnapshotRequest:
-    return SnapshotRequest(max_age_sec=_max_age(), width=_integer("w", 1, MAX_SIDE, 0),
-                           height=_integer("h", 1, MAX_SIDE, 0),
+    return SnapshotRequest(max_age_sec=_max_age(), width=_integer("w", 1, SNAPSHOT_MAX_SIDE, 0),
+                           height=_integer("h", 1, SNAPSHOT_MAX_SIDE, 0),
                            quality=_integer("q", 1, 100, SNAPSHOT_DEFAULT_QUALITY))
 
 

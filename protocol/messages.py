@@ -170,6 +170,7 @@ class CloseSession(msgspec.Struct, tag="close"):
 # A snapshot reply never carries more than this, so one request cannot put a huge message on the
 # control channel (a 4K JPEG at the best quality is well under it).
 SNAPSHOT_MAX_BYTES = 4 << 20
+SNAPSHOT_MAX_SIDE = 16_384
 SNAPSHOT_DEFAULT_QUALITY = 85
 
 

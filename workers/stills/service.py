@@ -21,14 +21,13 @@ from typing import Any, Protocol
 
 import av
 
-from protocol.messages import SNAPSHOT_MAX_BYTES, ControlError, SnapshotReply, SnapshotRequest
+from protocol.messages import SNAPSHOT_MAX_BYTES, SNAPSHOT_MAX_SIDE, ControlError, SnapshotReply, SnapshotRequest
 from protocol.times import rfc3339
 from workers.intelligence.snapshots import encode_jpeg
 from workers.stills.keyframes import Keyframe, KeyframeTap, decode_keyframe
 
 MIN_INTERVAL_SEC = 0.2  # the rate limit: at most 5 new pictures a second per source
 JPEG_CACHE = 8  # encoded (picture, size, quality) variants kept
-MAX_SIDE = 16_384
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,8 +152,8 @@ class SnapshotService:
 def _invalid(request: SnapshotRequest) -> str | None:
     if not 1 <= request.quality <= 100:
         return "quality must be 1-100"
-    if not (0 <= request.width <= MAX_SIDE and 0 <= request.height <= MAX_SIDE):
-        return f"width and height must be 0-{MAX_SIDE}"
+    if not (0 <= request.width <= SNAPSHOT_MAX_SIDE and 0 <= request.height <= SNAPSHOT_MAX_SIDE):
+        return f"width and height must be 0-{SNAPSHOT_MAX_SIDE}"
     if not 0 <= request.max_age_sec < float("inf"):
         return "max_age_sec must be 0 or more"
     return None
