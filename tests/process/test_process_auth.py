@@ -19,6 +19,8 @@ ROUTES = ["/api/status", "/api/config", "/api/sources", "/api/sources/demo-1", "
 def secured(icey):
     server = icey(["--demo", "--no-turn"], env={"ICEY_AUTH_TOKEN": TOKEN, "ICEY_TURN_SECRET": "turn-secret-xyz"})
     wait_for(lambda: server.get("/api/ready").status == 200, 20, what="ready")
+    headers = {"Authorization": f"Bearer {TOKEN}"}  # online too: a snapshot needs a picture
+    wait_for(lambda: all(s["state"] == "online" for s in server.status(headers)["sources"]), 20, what="online")
     return server
 
 

@@ -12,7 +12,9 @@ from playwright.sync_api import Page
 
 from support.processes import IceyServer
 
-SCREENS = Path("/tmp/icey-screens")  # a copy of every screenshot, to look at after the run
+# A copy of every screenshot, to look at after the run. Private (0700) like the servers' runtime dirs,
+# which share its /tmp/icey-* prefix (test_process_faults checks that every such dir of ours is private).
+SCREENS = Path("/tmp/icey-screens")
 
 
 def tiles(page: Page) -> dict[str, dict]:
@@ -58,6 +60,7 @@ def screenshot(page: Page, folder: Path, name: str, full_page: bool = False) -> 
     """A PNG under the test's folder, copied to /tmp/icey-screens/."""
     path = folder / name
     page.screenshot(path=str(path), full_page=full_page)
-    SCREENS.mkdir(exist_ok=True)
+    SCREENS.mkdir(mode=0o700, exist_ok=True)
+    SCREENS.chmod(0o700)
     shutil.copy(path, SCREENS / name)
     return path
