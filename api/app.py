@@ -14,6 +14,7 @@ from api import (
     openapi_routes,
     operator_routes,
     pages,
+    snapshot_routes,
     source_routes,
     webrtc_routes,
 )
@@ -46,6 +47,7 @@ def create_app(settings: Settings, view: StateView, control: ControlClient) -> Q
     app.register_blueprint(artifact_routes.bp)
     app.register_blueprint(metrics_routes.bp)
     app.register_blueprint(openapi_routes.bp)
+    app.register_blueprint(snapshot_routes.bp)
 
     names = allowed_names(settings)
     origins = cors.normalized(settings.auth.allowed_origins)

@@ -222,7 +222,25 @@ class CloseSession(msgspec.Struct, tag="close"):
     session_id: str
 
 
-ControlRequest = DescribeRequest | WhepOffer | WhipOffer | CloseSession
+# A snapshot reply never carries more than this, so one request cannot put a huge message on the
+# control channel (a 4K JPEG at the best quality is well under it).
+SNAPSHOT_MAX_BYTES = 4 << 20
+SNAPSHOT_MAX_SIDE = 16_384
+SNAPSHOT_DEFAULT_QUALITY = 85
+
+
+class SnapshotRequest(msgspec.Struct, tag="snapshot", rename="camel", kw_only=True):
+    """The latest picture of the source as JPEG: one cached no older than `max_age_sec` is served
+    as is; `width`/`height` (0: the source's) bound the size, keeping the aspect, never scaling up;
+    `quality` 1-100 (100 best)."""
+
+    max_age_sec: float = 0.0
+    width: int = 0
+    height: int = 0
+    quality: int = SNAPSHOT_DEFAULT_QUALITY
+
+
+ControlRequest = DescribeRequest | WhepOffer | WhipOffer | CloseSession | SnapshotRequest
 
 
 class StreamDescription(msgspec.Struct, rename="camel"):
@@ -249,11 +267,20 @@ class SourceDescription(msgspec.Struct, rename="camel", tag="description"):
     streams: list[StreamDescription]
     video_delivery: DeliveryMode | None = None
     audio_delivery: DeliveryMode | None = None
+    snapshot_decodes: int = 0  # keyframes decoded for snapshots (not counting the shared decoder's frames)
+    snapshot_encodes: int = 0  # JPEGs encoded for snapshots
 
 
 class SdpAnswer(msgspec.Struct, tag="answer"):
     session_id: str
     sdp: str
+
+
+class SnapshotReply(msgspec.Struct, tag="jpeg", rename="camel", kw_only=True):
+    jpeg: bytes
+    frame_time: str  # RFC 3339 UTC: when the picture's packet reached the worker
+    width: int
+    height: int
 
 
 class Done(msgspec.Struct, tag="done"):
@@ -265,7 +292,7 @@ class ControlError(msgspec.Struct, tag="error"):
     detail: str
 
 
-ControlReply = SourceDescription | SdpAnswer | Done | ControlError
+ControlReply = SourceDescription | SdpAnswer | SnapshotReply | Done | ControlError
 
 
 class RestartSource(msgspec.Struct, tag="restart-source"):

@@ -35,6 +35,8 @@ from workers.source.taps import PacketTap
 from workers.source.timeline import Timeline
 from workers.source.watchdog import StallWatchdog
 from workers.state_publisher import ChangeSignal, StatePublisher
+from workers.stills.keyframes import KeyframeTap
+from workers.stills.service import SnapshotService
 from workers.threads import GUARD, ThreadDeath
 from workers.webrtc.delivery import Delivery
 from workers.webrtc.fanout import Fanout
@@ -101,6 +103,7 @@ async def run_worker(settings: Settings, src: SourceSettings, runtime_dir: Path)
         store = SegmentStore(src.id, src.record, events.emit, changes.notify)
         if src.mode == "record" and src.record.enabled and src.kind != "none":
             log.warning("record mode records the WHIP publisher: record.enabled for %s is ignored", src.id)
+    stills: SnapshotService | None = None
     if src.kind != "none":
         taps: list[PacketTap] = []
         if store is not None and src.mode != "record":  # continuous recording
@@ -109,9 +112,14 @@ async def run_worker(settings: Settings, src: SourceSettings, runtime_dir: Path)
         intelligence = build_intelligence(settings, src, events, changes.notify)
         if intelligence is not None:
             taps += intelligence.taps
+        keyframes = KeyframeTap()
+        taps.append(keyframes)
         delivery = Delivery(fanout.publish_threadsafe, src.video)
         taps.append(delivery)
         reader = SourceReader(src, source_watch(events, fanout, changes), taps)
+        shared_decoder = intelligence.decoder if intelligence is not None and intelligence.vision else None
+        stills = SnapshotService(keyframes, reader,
+                                 (lambda: shared_decoder.latest) if shared_decoder is not None else None)
     relay_timeline = Timeline()
 
     def sink_for(session: Session) -> PublisherSink:
@@ -127,7 +135,7 @@ async def run_worker(settings: Settings, src: SourceSettings, runtime_dir: Path)
     sessions = SessionManager(settings, src, fanout, changes.notify, has_audio, sink_for, events)
     publisher = StatePublisher(sock, src.id, settings.supervisor.heartbeat_ms / 1000, changes, reader, sessions,
                                intelligence, store)
-    control = ControlServer(ctx, runtime_dir, src.index, src.id, reader, delivery, sessions)
+    control = ControlServer(ctx, runtime_dir, src.index, src.id, reader, delivery, sessions, stills)
     if store is not None:
         store.start()  # recovers what a previous worker left, in its own thread
     if intelligence is not None:
@@ -149,6 +157,8 @@ async def run_worker(settings: Settings, src: SourceSettings, runtime_dir: Path)
         work.cancel()
         if reader is not None:
             reader.stop()
+        if stills is not None:
+            stills.close()
         if intelligence is not None:
             await asyncio.to_thread(intelligence.close)  # finishes a clip being written
         if recorder is not None:

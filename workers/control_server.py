@@ -21,6 +21,7 @@ from protocol.messages import (
     DescribeRequest,
     Done,
     SdpAnswer,
+    SnapshotRequest,
     SourceDescription,
     WhepOffer,
     WhipOffer,
@@ -28,6 +29,7 @@ from protocol.messages import (
     encode,
 )
 from workers.source.reader import SourceReader
+from workers.stills.service import SnapshotService
 from workers.webrtc.delivery import Delivery
 from workers.webrtc.sessions import SessionError, SessionManager
 
@@ -36,18 +38,23 @@ log = logging.getLogger("icey.control")
 
 class ControlServer:
     def __init__(self, ctx: zmq.asyncio.Context, runtime_dir: Path, source_index: int, source_id: str,
-                 reader: SourceReader | None, delivery: Delivery | None, sessions: SessionManager) -> None:
+                 reader: SourceReader | None, delivery: Delivery | None, sessions: SessionManager,
+                 stills: SnapshotService | None = None) -> None:
         self.sock = ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.MAXMSGSIZE, ipc.MAX_CONTROL_MESSAGE)
         self.sock.bind(ipc.control_endpoint(runtime_dir, source_index))
         self.source_id = source_id
-        self.reader, self.delivery, self.sessions = reader, delivery, sessions
+        self.reader, self.delivery, self.sessions, self.stills = reader, delivery, sessions, stills
         self.dropped = 0
 
     async def handle(self, request: ControlRequest) -> ControlReply:
         if isinstance(request, (WhepOffer, WhipOffer, CloseSession)):
             return await self._session_request(request)
+        if isinstance(request, SnapshotRequest):
+            if self.stills is None:
+                return ControlError(code="unavailable", detail="no snapshots: this source has no reader of its own")
+            return await self.stills.take(request)
         if isinstance(request, DescribeRequest):
             if self.reader is None:
                 return SourceDescription(source_id=self.source_id, state="offline", container=None, opened_at=None,
@@ -56,6 +63,8 @@ class ControlServer:
             if self.delivery is not None:
                 description.video_delivery = self.delivery.video_mode
                 description.audio_delivery = self.delivery.audio_mode
+            if self.stills is not None:
+                description.snapshot_decodes, description.snapshot_encodes = self.stills.decodes, self.stills.encodes
             return description
         return ControlError(code="bad_request", detail="unknown request")
 

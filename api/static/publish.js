@@ -43,7 +43,6 @@
   async function start() {
     document.title = 'icey · publish ' + sourceId;
     $('title').textContent = 'publish ' + sourceId;
-    $('back').href = Icey.link('/');
     if (!window.RTCPeerConnection) throw new Error('This browser has no WebRTC (RTCPeerConnection).');
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
       throw new Error('The camera is only available to pages served over HTTPS or from localhost.');

@@ -16,7 +16,6 @@
   async function start() {
     document.title = 'icey · ' + sourceId;
     $('title').textContent = sourceId;
-    $('back').href = Icey.link('/');
     pc = session.peer({iceServers: await Icey.iceServers()});
     pc.addTransceiver('video', {direction: 'recvonly'});
     pc.addTransceiver('audio', {direction: 'recvonly'});

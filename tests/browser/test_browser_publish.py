@@ -189,9 +189,12 @@ def test_publish_errors_are_shown(icey, browser):
     expect(page.locator("#state")).to_have_text("error")
     assert page.evaluate("window.probe()")["framesEncoded"] == 0
 
-    page.goto(f"{server.base}/publish/demo-1")  # no token
-    expect(page.locator("#error")).to_contain_text("WHIP 401 unauthorized")
-    expect(page.locator("#error")).to_contain_text("?token=")
+    fresh = new_page(browser)  # a new tab, which has no token kept
+    fresh.goto(f"{server.base}/publish/demo-1")
+    expect(fresh.locator("#error")).to_contain_text("WHIP 401 unauthorized")
+    expect(fresh.locator("#error")).to_contain_text("?token=")
+    expect(fresh.locator(".token-form")).to_contain_text("Access token needed")
+    fresh.close()
 
     page.add_init_script(NO_H264)
     page.goto(f"{server.base}/publish/demo-1?token={TOKEN}")

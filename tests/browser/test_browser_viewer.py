@@ -1,4 +1,4 @@
-"""The viewer pages in a real headless Chromium against a real server: `/` lists the sources,
+"""The viewer pages in a real headless Chromium against a real server: `/` shows the sources,
 `/watch/<id>` plays one over WHEP (H.264 decoded by the browser), with and without auth.
 
 The `browser` fixture (Debian's /usr/bin/chromium driven by Playwright) is in conftest.py.
@@ -103,10 +103,10 @@ def test_watch_with_auth_needs_the_token(icey, browser):
     assert server.get("/watch/nope").status == 200  # without the token: no answer about which ids exist
     assert server.get(f"/watch/nope?token={TOKEN}").status == 404
     page = new_page(browser)
-    page.goto(f"{server.base}/?token={TOKEN}")
+    page.goto(f"{server.base}/?token={TOKEN}")  # kept for the tab (sessionStorage): links need no token
     expect(page.locator("#source-demo-2").get_by_role("link", name="Watch")).to_have_attribute(
-        "href", f"/watch/demo-2?token={TOKEN}")
-    page.goto(f"{server.base}/watch/demo-2?token={TOKEN}")
+        "href", "/watch/demo-2")
+    page.goto(f"{server.base}/watch/demo-2")
     probe = wait_playing(page)
     assert probe["codec"] == "H264" and probe["videoWidth"] == 640, probe
     wait_for(lambda: [s["state"] for s in source_sessions(server, "demo-2", headers)] == ["active"], 5,
@@ -114,7 +114,7 @@ def test_watch_with_auth_needs_the_token(icey, browser):
     page.close()
     wait_for(lambda: _ended(server, "demo-2", headers), 5, what="the session to end when the page closes")
 
-    page = new_page(browser)
+    page = new_page(browser)  # a new tab: no token kept
     api_calls: list[tuple[str, str, int]] = []
     page.on("response", lambda r: api_calls.append((r.request.method, r.url.split(server.base, 1)[-1], r.status)))
     page.goto(f"{server.base}/watch/demo-2")
@@ -126,8 +126,10 @@ def test_watch_with_auth_needs_the_token(icey, browser):
     assert ("POST", "/api/sources/demo-2/whep", 401) in api_calls, api_calls
     assert page.evaluate("window.probe()")["framesDecoded"] == 0
     assert source_sessions(server, "demo-2", headers) == []
-    page.goto(f"{server.base}/")  # the list without the token says why it is empty
-    expect(page.locator("#error")).to_contain_text("401 unauthorized")
+    expect(page.locator(".token-form")).to_contain_text("Access token needed")
+    page.goto(f"{server.base}/")  # the wall without the token asks for it rather than showing nothing
+    expect(page.locator(".token-form")).to_contain_text("Access token needed")
+    expect(page.locator("#boxes")).to_contain_text("needs its access token")
     page.close()
 
 

@@ -15,13 +15,15 @@ from support.turn_client import TurnClient
 TOKEN = "s3cret-token-value"
 TURN_SECRET = "turn-secret-xyz-0123"
 ROUTES = ["/api/status", "/api/config", "/api/sources", "/api/sources/demo-1", "/api/sources/demo-1/probe",
-          "/api/nope"]
+          "/api/sources/demo-1/snapshot.jpg", "/api/nope"]
 
 
 @pytest.fixture
 def secured(icey):
     server = icey(["--demo", "--no-turn"], env={"ICEY_AUTH_TOKEN": TOKEN, "ICEY_TURN_SECRET": TURN_SECRET})
     wait_for(lambda: server.get("/api/ready").status == 200, 20, what="ready")
+    headers = {"Authorization": f"Bearer {TOKEN}"}  # online too: a snapshot needs a picture
+    wait_for(lambda: all(s["state"] == "online" for s in server.status(headers)["sources"]), 20, what="online")
     return server
 
 

@@ -190,6 +190,9 @@ class FrameDecoder:
         self.video_queue = BoundedQueue(video_queue)
         self.audio_queue = BoundedQueue(audio_queue)
         self.epoch = 0
+        # The last decoded video frame and when its packet arrived (time.monotonic()), sampled or
+        # not: snapshots reuse it instead of decoding the source a second time.
+        self.latest: tuple[av.VideoFrame, float] | None = None
         self._video: CodecParams | None = None
         self._audio: CodecParams | None = None
         self._stop = threading.Event()
@@ -282,6 +285,7 @@ class FrameDecoder:
                 log.debug("video decode error: %s", exc)
                 continue
             for frame in frames:
+                self.latest = (frame, item.arrival)
                 ftb = frame.time_base or tb
                 seconds = float(frame.pts * ftb) + offset if frame.pts is not None else item.seconds
                 if not self.sampler.accept(round(seconds * 1e6)):

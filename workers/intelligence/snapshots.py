@@ -16,11 +16,16 @@ from workers.recording.write_health import WriteHealth
 log = logging.getLogger("icey.snapshots")
 
 
-def encode_jpeg(frame: av.VideoFrame) -> bytes:
-    full = frame.reformat(format="yuvj420p")  # JPEG is full range
+def encode_jpeg(frame: av.VideoFrame, width: int | None = None, height: int | None = None,
+                qscale: int | None = None) -> bytes:
+    """`width`/`height` rescale on the way; `qscale` is mjpeg's fixed quantizer (2 best .. 31),
+    else the encoder's default rate control."""
+    full = frame.reformat(width=width, height=height, format="yuvj420p")  # JPEG is full range
     enc = av.CodecContext.create("mjpeg", "w")
     enc.width, enc.height, enc.pix_fmt = full.width, full.height, "yuvj420p"
     enc.time_base = Fraction(1, 25)
+    if qscale is not None:
+        enc.qmin = enc.qmax = qscale
     enc.open()
     return b"".join(bytes(p) for p in [*enc.encode(full), *enc.encode(None)])
 
