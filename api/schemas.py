@@ -99,6 +99,14 @@ class SessionClosed(msgspec.Struct):
     id: str
 
 
+class RestartAccepted(msgspec.Struct):
+    """POST /api/sources/<id>/restart: the supervisor took the request."""
+
+    status: Literal["accepted"]
+    id: str
+    detail: str
+
+
 class StoredEvent(SourceEvent, kw_only=True):
     """An event as the history lists it: with its id in the server's event sequence."""
 

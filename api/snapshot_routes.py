@@ -65,15 +65,18 @@ def snapshot_request() -> SnapshotRequest:
                            quality=_integer("q", 1, 100, SNAPSHOT_DEFAULT_QUALITY))
 
 
-def retry_after(item: SourceItem) -> str:
-    """Seconds until the worker retries its source (or restarts), at least 1."""
+def retry_after(item: SourceItem) -> dict[str, str]:
+    """`Retry-After`: the seconds until the worker retries its source (or restarts), at least 1;
+    none for a worker given up without a retry planned (asking again cannot succeed)."""
+    if item.worker.state == "given-up" and item.worker.next_restart_in_ms is None:
+        return {}
     seconds = 2.0
     if item.worker.next_restart_in_ms is not None:
         seconds = item.worker.next_restart_in_ms / 1000
     elif item.next_retry_at:
         seconds = datetime.fromisoformat(item.next_retry_at.replace("Z", "+00:00")).timestamp() - \
             datetime.now().timestamp()
-    return str(max(1, math.ceil(seconds)))
+    return {"Retry-After": str(max(1, math.ceil(seconds)))}
 
 
 @bp.get("/api/sources/<source_id>/snapshot.jpg")
@@ -84,17 +87,12 @@ async def snapshot(source_id: str):
     item = docs.source_item(src, docs.now())
     if item.state != "online":
         raise ApiError(503, "unavailable", f"source {source_id} is {item.state}; no picture to show",
-                       {"Retry-After": retry_after(item)})
+                       retry_after(item))
     cache: SnapshotCache = current_app.extensions[CACHE]
     key = (source_id, ask.width, ask.height, ask.quality)
     snap = cache.get(key, ask.max_age_sec)
     if snap is None:
-        try:
-            reply = await ask_worker(source_id, ask, SNAPSHOT_TIMEOUT_SEC)
-        except ApiError as exc:
-            if exc.status == 503:
-                exc.headers.setdefault("Retry-After", "1")
-            raise
+        reply = await ask_worker(source_id, ask, SNAPSHOT_TIMEOUT_SEC)
         assert isinstance(reply, SnapshotReply)
         snap = cache.put(key, reply)
     headers = {"ETag": snap.etag, "Cache-Control": CACHE_CONTROL, "Last-Modified": http_date(snap.taken),

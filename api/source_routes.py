@@ -7,6 +7,7 @@ from quart import Blueprint
 
 from api.context import ask_supervisor, ask_worker, documents, settings, source_or_404
 from api.responses import json_response
+from api.schemas import RestartAccepted
 from protocol.messages import DescribeRequest, RestartSource
 
 bp = Blueprint("sources", __name__)
@@ -41,4 +42,4 @@ async def restart_source(source_id: str):
     src = source_or_404(source_id)  # who may: app.local_writes_only_without_token
     reply = await ask_supervisor(RestartSource(source_id=src.id), RESTART_TIMEOUT_SEC)
     location = f"/api/sources/{src.id}"
-    return json_response({"status": "accepted", "id": src.id, "detail": reply.detail}, 202, {"Location": location})
+    return json_response(RestartAccepted("accepted", src.id, reply.detail), 202, {"Location": location})
