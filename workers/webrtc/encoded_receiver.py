@@ -4,7 +4,8 @@ Below aiortc's public API, on purpose: aiortc decodes every received frame in a 
 thread (`rtcrtpreceiver.decoder_worker`). Recording and relaying need the publisher's own H.264
 and Opus, so for the tracks registered here the worker thread hands the reassembled frames
 (Annex B H.264 / raw Opus, with RTP-clock timestamps) to a sink instead: no decode, no encode.
-Other tracks keep aiortc's decoder.
+Any other receiving track has no reader in this server, so its frames are discarded, never
+decoded: aiortc's decoder would queue every decoded frame without bound for nobody.
 """
 
 from __future__ import annotations
@@ -22,15 +23,15 @@ EncodedSink = Callable[[str, bytes, int], None]
 
 _sinks: dict[int, tuple[str, EncodedSink]] = {}
 _lock = threading.Lock()
-_decoding_worker = rtcrtpreceiver.decoder_worker
+
+
+def _discard(kind: str, data: bytes, timestamp: int) -> None:
+    pass
 
 
 def _worker(loop, input_q: queue.Queue, output_q, decode_error: threading.Event) -> None:
     with _lock:
-        registered = _sinks.pop(id(output_q), None)
-    if registered is None:
-        return _decoding_worker(loop, input_q, output_q, decode_error)
-    kind, sink = registered
+        kind, sink = _sinks.pop(id(output_q), ("", _discard))
     while True:
         task = input_q.get()
         if task is None:

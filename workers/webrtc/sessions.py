@@ -22,25 +22,22 @@ from protocol.config import Settings, SourceSettings
 from protocol.events import SessionData
 from protocol.messages import SessionInfo
 from protocol.times import rfc3339
-from protocol.vocabulary import ControlErrorCode, SessionKind, SessionState
+from protocol.vocabulary import SessionKind, SessionState
 from workers.event_emitter import EventEmitter
 from workers.webrtc.encoded_receiver import receive_encoded, receiver_of
 from workers.webrtc.fanout import Fanout
 from workers.webrtc.ice import configuration, filter_remote_candidates
 from workers.webrtc.media_unit import MediaUnit
+from workers.webrtc.offer_rules import check_offer
 from workers.webrtc.publisher import PublisherSink
+from workers.webrtc.session_error import SessionError
 from workers.webrtc.viewer_track import ViewerTrack, attach_sender
+
+__all__ = ["Session", "SessionError", "SessionManager"]
 
 log = logging.getLogger("icey.sessions")
 CONNECT_TIMEOUT_SEC = 30.0  # a peer that never completes ICE is dropped
 SILENCE_SEC = 3.0  # receivers report every second or so; three seconds of nothing is a gone peer
-MAX_SDP_BYTES = 64 * 1024
-
-
-class SessionError(Exception):
-    def __init__(self, code: ControlErrorCode, detail: str) -> None:
-        super().__init__(detail)
-        self.code, self.detail = code, detail
 
 
 @dataclass
@@ -72,13 +69,6 @@ def _codecs(kind: str, mime: str) -> list:
     caps = RTCRtpSender.getCapabilities(kind).codecs
     chosen = [c for c in caps if c.mimeType.lower() == mime]
     return chosen + [c for c in caps if c.mimeType.lower() == f"{kind}/rtx"]
-
-
-def check_offer(sdp: str) -> None:
-    if len(sdp.encode()) > MAX_SDP_BYTES:
-        raise SessionError("bad_request", "SDP offer too large")
-    if not sdp.lstrip().startswith("v=0") or "\nm=" not in sdp:
-        raise SessionError("bad_request", "body is not an SDP offer (expected v=0 and at least one m= line)")
 
 
 class SessionManager:
@@ -188,11 +178,9 @@ class SessionManager:
 
     async def whep(self, sdp: str, remote: str) -> tuple[str, str]:
         """Answer a viewer's offer; raises SessionError with an HTTP-ish code."""
-        check_offer(sdp)
         if self.src.mode == "record":
             raise SessionError("conflict", f"source {self.src.id} is in record mode: it has nothing to watch")
-        if "h264/90000" not in sdp.lower():
-            raise SessionError("bad_request", "the offer does not accept H.264, the only video codec served")
+        lines = check_offer(sdp, "whep")
         viewers = sum(1 for s in self.sessions.values() if s.kind == "whep")
         if self.src.max_viewers and viewers >= self.src.max_viewers:
             raise SessionError("busy", f"source {self.src.id} has reached its limit of {self.src.max_viewers} viewers")
@@ -200,7 +188,7 @@ class SessionManager:
 
         def add_transceivers(pc: RTCPeerConnection) -> None:
             for kind, mime in (("video", "video/h264"), ("audio", "audio/opus")):
-                if kind == "audio" and not (self.has_audio() and "\nm=audio" in sdp):
+                if kind == "audio" and not (self.has_audio() and any(m.kind == "audio" for m in lines)):
                     continue
                 track = ViewerTrack(kind, self.fanout)
                 session.tracks.append(track)
@@ -217,13 +205,11 @@ class SessionManager:
     async def whip(self, sdp: str, remote: str) -> tuple[str, str]:
         """Take a publisher's offer (record and relay modes). Its H.264 and Opus are received
         encoded (see encoded_receiver.py) and recorded or relayed as they are."""
-        check_offer(sdp)
         if self.src.mode == "stream":
             raise SessionError("conflict", f"source {self.src.id} is in stream mode; WHIP needs record or relay")
+        lines = check_offer(sdp, "whip")
         if self.publisher is not None:
             raise SessionError("conflict", f"source {self.src.id} already has a publisher")
-        if "h264/90000" not in sdp.lower():
-            raise SessionError("bad_request", "the offer must include H.264: it is recorded and relayed as is")
         session = self._new_session("whip", remote)
         ingest = session.ingest = self.ingest_factory(session)
 
@@ -241,7 +227,7 @@ class SessionManager:
                     ingest.receiver = receiver_of(pc, track)
 
             pc.addTransceiver("video", direction="recvonly").setCodecPreferences(_codecs("video", "video/h264"))
-            if "\nm=audio" in sdp:
+            if any(m.kind == "audio" for m in lines):
                 pc.addTransceiver("audio", direction="recvonly").setCodecPreferences(_codecs("audio", "audio/opus"))
 
         return await self._negotiate(session, sdp, add_transceivers)
