@@ -11,6 +11,7 @@ from api.context import ApiError, AppParts
 from api.control_client import ControlClient
 from api.documents import Documents
 from api.responses import error_response
+from api.session_admission import SessionAdmission
 from api.state_view import StateView
 from protocol.config import Settings
 
@@ -20,7 +21,8 @@ _ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
 
 def create_app(settings: Settings, view: StateView, control: ControlClient) -> Quart:
     app = Quart("icey-api")
-    app.extensions["icey"] = AppParts(settings, Documents(settings, view), control, view.events)
+    app.extensions["icey"] = AppParts(settings, Documents(settings, view), control, view.events,
+                                      SessionAdmission(settings.webrtc, view))
     app.config.update(MAX_CONTENT_LENGTH=1 << 20)
     app.register_blueprint(operator_routes.bp)
     app.register_blueprint(source_routes.bp)

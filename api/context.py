@@ -13,6 +13,7 @@ from quart import current_app
 from api.control_client import ControlClient, WorkerTimeout, WorkerUnavailable
 from api.documents import Documents
 from api.event_store import EventStore
+from api.session_admission import SessionAdmission
 from protocol.config import Settings, SourceSettings
 from protocol.messages import ControlError, ControlReply, ControlRequest
 
@@ -26,6 +27,7 @@ class AppParts:
     documents: Documents
     control: ControlClient
     events: EventStore
+    admission: SessionAdmission
 
 
 class ApiError(Exception):

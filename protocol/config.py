@@ -8,11 +8,15 @@ children, so no process re-parses flags or env on its own.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
 from protocol.vocabulary import Mode, SourceKindName
 
 MODES = ("stream", "record", "relay")
+Count = Annotated[int, msgspec.Meta(ge=0)]
+Seconds = Annotated[float, msgspec.Meta(gt=0)]
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error")
 WILDCARD_HOSTS = ("", "0.0.0.0", "::")
 
@@ -137,7 +141,7 @@ class MediaConfig(_Camel):
     # icey's key, accepted for compatibility: passthrough is decided per source from what it
     # delivers (browser-ready H.264 always passes through; the rest is transcoded once).
     passthrough_video: bool = False
-    max_viewers: int = 64
+    max_viewers: Count = 64  # 0: the source takes no viewers
     record: RecordConfig = msgspec.field(default_factory=RecordConfig)
     video: VideoConfig = msgspec.field(default_factory=VideoConfig)
     audio: AudioConfig = msgspec.field(default_factory=AudioConfig)
@@ -163,11 +167,17 @@ class StunConfig(_Camel):
 
 
 class WebRtcConfig(_Camel):
-    """Server-side ICE. `hostAddresses` limits the host candidates offered (a host-network box
-    with several interfaces offers only the ones viewers can reach); empty = every interface."""
+    """Server-side ICE and session limits. `hostAddresses` limits the host candidates offered (a
+    host-network box with several interfaces offers only the ones viewers can reach); empty =
+    every interface. A session that has not connected `connectTimeoutSec` after its answer is
+    dropped; `maxSessions` (all sources) and `maxSessionsPerAddress` (one client address) cap the
+    WebRTC sessions of the whole service, 0 meaning no such cap."""
 
     host_addresses: list[str] = []
     disconnect_grace_sec: float = 5.0
+    connect_timeout_sec: Seconds = 10.0
+    max_sessions: Count = 256
+    max_sessions_per_address: Count = 32
 
 
 class SupervisorConfig(_Camel):
@@ -191,7 +201,7 @@ class SourceEntry(_Camel):
     mode: str | None = None
     loop: bool | None = None
     passthrough_video: bool | None = None
-    max_viewers: int | None = None
+    max_viewers: Count | None = None
     record: dict | None = None
     video: dict | None = None
     audio: dict | None = None

@@ -39,3 +39,18 @@ async def send_anyway(pc: RTCPeerConnection, transceiver: RTCRtpTransceiver) -> 
     params = pc._RTCPeerConnection__localRtp(transceiver)  # type: ignore[attr-defined]
     transceiver.sender._enabled = True  # aiortc drops frames of a sender the answer disabled
     await transceiver.sender.send(params)
+
+
+async def silent_offer(kind: str = "whep") -> str:
+    """A valid offer that lists no ICE candidate and whose peer is gone: the session it opens
+    can never connect (no trickle ICE here), so only the server's connect timeout ends it."""
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    if kind == "whep":
+        _h264_only(pc.addTransceiver("video", direction="recvonly"))
+    else:
+        _h264_only(pc.addTransceiver(PatternTrack.make(), direction="sendonly"))
+    await pc.setLocalDescription(await pc.createOffer())
+    sdp = pc.localDescription.sdp
+    await pc.close()
+    return "".join(line + "\r\n" for line in sdp.splitlines()
+                   if not line.startswith(("a=candidate:", "a=end-of-candidates")))

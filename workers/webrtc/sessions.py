@@ -36,7 +36,6 @@ from workers.webrtc.viewer_track import ViewerTrack, attach_sender
 __all__ = ["Session", "SessionError", "SessionManager"]
 
 log = logging.getLogger("icey.sessions")
-CONNECT_TIMEOUT_SEC = 30.0  # a peer that never completes ICE is dropped
 SILENCE_SEC = 3.0  # receivers report every second or so; three seconds of nothing is a gone peer
 
 
@@ -55,6 +54,7 @@ class Session:
     packets_received: int = 0
     ingest: PublisherSink | None = None  # a WHIP publisher's recorder or relay
     last_heard: float = field(default_factory=time.monotonic)
+    connect_deadline: asyncio.TimerHandle | None = None
 
     def heard(self) -> None:
         self.last_heard = time.monotonic()
@@ -81,6 +81,9 @@ class SessionManager:
         self.has_audio = has_audio
         self.ingest_factory = ingest_factory
         self.sessions: dict[str, Session] = {}
+        # Offers being negotiated, by kind: they hold their slot from the first check on, so
+        # concurrent offers cannot all pass a limit that counts only finished negotiations.
+        self.negotiating: dict[SessionKind, int] = {"whep": 0, "whip": 0}
         self.total = 0
 
     # -- queries --------------------------------------------------------------------------
@@ -103,8 +106,8 @@ class SessionManager:
         async def on_state() -> None:
             await self._on_connection_state(session)
 
-        loop = asyncio.get_running_loop()
-        loop.call_later(CONNECT_TIMEOUT_SEC, self._expire_unconnected, session.id)
+        session.connect_deadline = asyncio.get_running_loop().call_later(
+            self.settings.webrtc.connect_timeout_sec, self._expire_unconnected, session.id)
         return session
 
     def _expire_unconnected(self, session_id: str) -> None:
@@ -134,8 +137,7 @@ class SessionManager:
         if session is None:
             return False
         session.state = "closed"
-        for track in session.tracks:
-            track.stop()
+        self._stop(session)
         await session.pc.close()
         if session.ingest is not None:
             await asyncio.to_thread(session.ingest.close)  # finalises a recording off the loop
@@ -181,22 +183,28 @@ class SessionManager:
         if self.src.mode == "record":
             raise SessionError("conflict", f"source {self.src.id} is in record mode: it has nothing to watch")
         lines = check_offer(sdp, "whep")
-        viewers = sum(1 for s in self.sessions.values() if s.kind == "whep")
-        if self.src.max_viewers and viewers >= self.src.max_viewers:
+        if self.src.max_viewers == 0:
+            raise SessionError("busy", f"source {self.src.id} takes no viewers (maxViewers 0)")
+        viewers = sum(1 for s in self.sessions.values() if s.kind == "whep") + self.negotiating["whep"]
+        if viewers >= self.src.max_viewers:
             raise SessionError("busy", f"source {self.src.id} has reached its limit of {self.src.max_viewers} viewers")
-        session = self._new_session("whep", remote)
+        self.negotiating["whep"] += 1  # the slot is held from the check on: no await in between
+        try:
+            session = self._new_session("whep", remote)
 
-        def add_transceivers(pc: RTCPeerConnection) -> None:
-            for kind, mime in (("video", "video/h264"), ("audio", "audio/opus")):
-                if kind == "audio" and not (self.has_audio() and any(m.kind == "audio" for m in lines)):
-                    continue
-                track = ViewerTrack(kind, self.fanout)
-                session.tracks.append(track)
-                transceiver = pc.addTransceiver(track, direction="sendonly")
-                transceiver.setCodecPreferences(_codecs(kind, mime))
-                attach_sender(transceiver.sender, track, self._count_sent(session), session.heard)
+            def add_transceivers(pc: RTCPeerConnection) -> None:
+                for kind, mime in (("video", "video/h264"), ("audio", "audio/opus")):
+                    if kind == "audio" and not (self.has_audio() and any(m.kind == "audio" for m in lines)):
+                        continue
+                    track = ViewerTrack(kind, self.fanout)
+                    session.tracks.append(track)
+                    transceiver = pc.addTransceiver(track, direction="sendonly")
+                    transceiver.setCodecPreferences(_codecs(kind, mime))
+                    attach_sender(transceiver.sender, track, self._count_sent(session), session.heard)
 
-        return await self._negotiate(session, sdp, add_transceivers)
+            return await self._negotiate(session, sdp, add_transceivers)
+        finally:
+            self.negotiating["whep"] -= 1
 
     @property
     def publisher(self) -> Session | None:
@@ -208,29 +216,34 @@ class SessionManager:
         if self.src.mode == "stream":
             raise SessionError("conflict", f"source {self.src.id} is in stream mode; WHIP needs record or relay")
         lines = check_offer(sdp, "whip")
-        if self.publisher is not None:
+        if self.publisher is not None or self.negotiating["whip"]:
             raise SessionError("conflict", f"source {self.src.id} already has a publisher")
-        session = self._new_session("whip", remote)
-        ingest = session.ingest = self.ingest_factory(session)
+        self.negotiating["whip"] += 1  # as in whep()
+        try:
+            session = self._new_session("whip", remote)
+            ingest = session.ingest = self.ingest_factory(session)
 
-        def count(kind: str, data: bytes, timestamp: int) -> None:
-            session.last_heard = time.monotonic()  # plain store: safe from the receiver thread
-            session.bytes_received += len(data)
-            session.packets_received += 1
-            ingest.write(kind, data, timestamp)
+            def count(kind: str, data: bytes, timestamp: int) -> None:
+                session.last_heard = time.monotonic()  # plain store: safe from the receiver thread
+                session.bytes_received += len(data)
+                session.packets_received += 1
+                ingest.write(kind, data, timestamp)
 
-        def add_transceivers(pc: RTCPeerConnection) -> None:
-            @pc.on("track")
-            def on_track(track) -> None:
-                receive_encoded(track, count)
-                if track.kind == "video":
-                    ingest.receiver = receiver_of(pc, track)
+            def add_transceivers(pc: RTCPeerConnection) -> None:
+                @pc.on("track")
+                def on_track(track) -> None:
+                    receive_encoded(track, count)
+                    if track.kind == "video":
+                        ingest.receiver = receiver_of(pc, track)
 
-            pc.addTransceiver("video", direction="recvonly").setCodecPreferences(_codecs("video", "video/h264"))
-            if any(m.kind == "audio" for m in lines):
-                pc.addTransceiver("audio", direction="recvonly").setCodecPreferences(_codecs("audio", "audio/opus"))
+                pc.addTransceiver("video", direction="recvonly").setCodecPreferences(_codecs("video", "video/h264"))
+                if any(m.kind == "audio" for m in lines):
+                    pc.addTransceiver("audio", direction="recvonly").setCodecPreferences(
+                        _codecs("audio", "audio/opus"))
 
-        return await self._negotiate(session, sdp, add_transceivers)
+            return await self._negotiate(session, sdp, add_transceivers)
+        finally:
+            self.negotiating["whip"] -= 1
 
     async def _negotiate(self, session: Session, sdp: str,
                          add_transceivers: Callable[[RTCPeerConnection], None]) -> tuple[str, str]:
@@ -253,8 +266,14 @@ class SessionManager:
         return session.id, pc.localDescription.sdp
 
     async def _discard(self, session: Session) -> None:
-        for track in session.tracks:
-            track.stop()
+        self._stop(session)
         await session.pc.close()
         if session.ingest is not None:
             session.ingest.close()
+
+    @staticmethod
+    def _stop(session: Session) -> None:
+        if session.connect_deadline is not None:
+            session.connect_deadline.cancel()
+        for track in session.tracks:
+            track.stop()
