@@ -12,6 +12,14 @@ def _h264_only(transceiver: RTCRtpTransceiver) -> None:
                                      if c.mimeType == "video/H264"])
 
 
+async def viewer_offer() -> RTCPeerConnection:
+    """An ordinary recvonly video viewer, offer made (a test adds to it before posting)."""
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    _h264_only(pc.addTransceiver("video", direction="recvonly"))
+    await pc.setLocalDescription(await pc.createOffer())
+    return pc
+
+
 async def extra_video_offer(senders: int = 2) -> RTCPeerConnection:
     """One recvonly video m-line, as a viewer, plus `senders` sendonly video m-lines that push a
     moving picture at the server (which, answered recvonly, the server would decode)."""

@@ -26,7 +26,7 @@ from protocol.vocabulary import SessionKind, SessionState
 from workers.event_emitter import EventEmitter
 from workers.webrtc.encoded_receiver import receive_encoded, receiver_of
 from workers.webrtc.fanout import Fanout
-from workers.webrtc.ice import configuration, filter_remote_candidates
+from workers.webrtc.ice import candidate_policy, configuration, filter_remote_candidates
 from workers.webrtc.media_unit import MediaUnit
 from workers.webrtc.offer_rules import check_offer
 from workers.webrtc.publisher import PublisherSink
@@ -80,6 +80,7 @@ class SessionManager:
         self.on_change = on_change
         self.has_audio = has_audio
         self.ingest_factory = ingest_factory
+        self.candidates = candidate_policy(settings)
         self.sessions: dict[str, Session] = {}
         # Offers being negotiated, by kind: they hold their slot from the first check on, so
         # concurrent offers cannot all pass a limit that counts only finished negotiations.
@@ -183,6 +184,7 @@ class SessionManager:
         if self.src.mode == "record":
             raise SessionError("conflict", f"source {self.src.id} is in record mode: it has nothing to watch")
         lines = check_offer(sdp, "whep")
+        sdp = filter_remote_candidates(sdp, self.candidates, remote)
         if self.src.max_viewers == 0:
             raise SessionError("busy", f"source {self.src.id} takes no viewers (maxViewers 0)")
         viewers = sum(1 for s in self.sessions.values() if s.kind == "whep") + self.negotiating["whep"]
@@ -216,6 +218,7 @@ class SessionManager:
         if self.src.mode == "stream":
             raise SessionError("conflict", f"source {self.src.id} is in stream mode; WHIP needs record or relay")
         lines = check_offer(sdp, "whip")
+        sdp = filter_remote_candidates(sdp, self.candidates, remote)
         if self.publisher is not None or self.negotiating["whip"]:
             raise SessionError("conflict", f"source {self.src.id} already has a publisher")
         self.negotiating["whip"] += 1  # as in whep()
@@ -252,8 +255,7 @@ class SessionManager:
         pc = session.pc
         try:
             add_transceivers(pc)
-            offer = filter_remote_candidates(sdp, self.settings.webrtc.host_addresses)
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception as exc:  # aiortc raises ValueError/InternalError/... on a bad offer
             await self._discard(session)
