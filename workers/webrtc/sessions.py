@@ -62,7 +62,8 @@ class Session:
     def info(self) -> SessionInfo:
         return SessionInfo(id=self.id, kind=self.kind, remote=self.remote, state=self.state,
                            created_at=self.created_at, bytes_sent=self.bytes_sent, packets_sent=self.packets_sent,
-                           bytes_received=self.bytes_received, packets_received=self.packets_received)
+                           bytes_received=self.bytes_received, packets_received=self.packets_received,
+                           dropped_units=sum(t.dropped for t in self.tracks))
 
 
 def _codecs(kind: str, mime: str) -> list:
