@@ -186,6 +186,8 @@ class SessionManager:
             raise SessionError("conflict", f"source {self.src.id} is in record mode: it has nothing to watch")
         lines = check_offer(sdp, "whep")
         sdp = filter_remote_candidates(sdp, self.candidates, remote)
+        # An inactive m-line gets no track: one nobody sends from would fill its queue for nothing.
+        wanted = {m.kind for m in lines if m.direction != "inactive"} - (set() if self.has_audio() else {"audio"})
         if self.src.max_viewers == 0:
             raise SessionError("busy", f"source {self.src.id} takes no viewers (maxViewers 0)")
         viewers = sum(1 for s in self.sessions.values() if s.kind == "whep") + self.negotiating["whep"]
@@ -197,7 +199,7 @@ class SessionManager:
 
             def add_transceivers(pc: RTCPeerConnection) -> None:
                 for kind, mime in (("video", "video/h264"), ("audio", "audio/opus")):
-                    if kind == "audio" and not (self.has_audio() and any(m.kind == "audio" for m in lines)):
+                    if kind not in wanted:
                         continue
                     track = ViewerTrack(kind, self.fanout)
                     session.tracks.append(track)
