@@ -9,12 +9,26 @@ import logging
 from pathlib import Path
 
 from hypercorn.asyncio import serve
-from hypercorn.config import Config
+from hypercorn.config import Config, Sockets
 
 from api.app import create_app
+from api.connection_limit import LimitedListener, connection_limit
 from api.control_client import ControlClient
 from api.state_view import StateView, receive_forever
 from protocol.child import load_settings, run_child
+
+
+class ListenerConfig(Config):
+    """Hypercorn serving on our own listening socket object (see connection_limit.py)."""
+
+    def __init__(self, listener: LimitedListener) -> None:
+        super().__init__()
+        self.listener = listener
+
+    def create_sockets(self) -> Sockets:
+        if self.ssl_enabled:
+            return Sockets([self.listener], [], [])
+        return Sockets([], [self.listener], [])
 
 
 def main() -> None:
@@ -28,8 +42,8 @@ def main() -> None:
         view = StateView()
         receiver = asyncio.create_task(receive_forever(view, args.runtime_dir))
         app = create_app(settings, view, ControlClient(settings, args.runtime_dir))
-        config = Config()
-        config.bind = [f"fd://{args.http_fd}"]
+        config = ListenerConfig(LimitedListener(args.http_fd, connection_limit(settings.http.max_connections)))
+        config.keep_alive_timeout = settings.http.keep_alive_timeout_sec  # also bounds slow request headers
         config.accesslog = None
         config.errorlog = logging.getLogger("hypercorn.error")
         config.graceful_timeout = 1.0

@@ -15,6 +15,7 @@ from api.session_admission import SessionAdmission
 from api.state_view import StateView
 from protocol.config import Settings
 
+BODY_TIMEOUT_SEC = 10  # a request body (an SDP offer: 64 KB at most) that takes longer is cut off
 _ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large",
                 415: "unsupported_media_type"}
 
@@ -23,7 +24,7 @@ def create_app(settings: Settings, view: StateView, control: ControlClient) -> Q
     app = Quart("icey-api")
     app.extensions["icey"] = AppParts(settings, Documents(settings, view), control, view.events,
                                       SessionAdmission(settings.webrtc, view))
-    app.config.update(MAX_CONTENT_LENGTH=1 << 20)
+    app.config.update(MAX_CONTENT_LENGTH=1 << 20, BODY_TIMEOUT=BODY_TIMEOUT_SEC)
     app.register_blueprint(operator_routes.bp)
     app.register_blueprint(source_routes.bp)
     app.register_blueprint(event_routes.bp)

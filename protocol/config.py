@@ -26,8 +26,15 @@ class _Camel(msgspec.Struct, rename="camel", omit_defaults=False):
 
 
 class HttpConfig(_Camel):
+    """`maxConnections` caps open HTTP connections (past it a new one gets 503 and is closed);
+    `maxEventStreams` caps SSE clients (503 past it); an idle connection, or one still sending
+    its request headers, is closed after `keepAliveTimeoutSec`. 0 disables a cap."""
+
     host: str = "0.0.0.0"
     port: int = 4500
+    max_connections: Count = 1024
+    max_event_streams: Count = 64
+    keep_alive_timeout_sec: Seconds = 5.0
 
 
 class TlsConfig(_Camel):
