@@ -62,3 +62,14 @@ async def silent_offer(kind: str = "whep") -> str:
     await pc.close()
     return "".join(line + "\r\n" for line in sdp.splitlines()
                    if not line.startswith(("a=candidate:", "a=end-of-candidates")))
+
+
+def vanish(pc: RTCPeerConnection) -> None:
+    """The peer's network goes away: from now on nothing it sends leaves and nothing reaches it
+    (no DELETE, no DTLS close, no RTCP BYE get through), as when a laptop lid closes. Close `pc`
+    afterwards to free it here."""
+    for transceiver in pc.getTransceivers():
+        connection = transceiver.receiver.transport.transport._connection  # aioice's ICE agent
+        for protocol in connection._protocols:
+            protocol.transport.sendto = lambda data, addr=None: None
+            protocol.datagram_received = lambda data, addr: None

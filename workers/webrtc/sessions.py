@@ -10,6 +10,7 @@ free everything. aiortc itself has no `disconnected` state (its consent check on
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import secrets
 import time
@@ -37,6 +38,10 @@ __all__ = ["Session", "SessionError", "SessionManager"]
 
 log = logging.getLogger("icey.sessions")
 SILENCE_SEC = 3.0  # receivers report every second or so; three seconds of nothing is a gone peer
+# A closed peer connection is a web of reference cycles holding OpenSSL and SRTP state in C
+# memory that Python's GC does not weigh: left to the generational thresholds, dozens of dead
+# ones pile up under churn. One full collection this long after a close (coalesced) frees them.
+COLLECT_AFTER_CLOSE_SEC = 1.0
 
 
 @dataclass
@@ -87,6 +92,7 @@ class SessionManager:
         # concurrent offers cannot all pass a limit that counts only finished negotiations.
         self.negotiating: dict[SessionKind, int] = {"whep": 0, "whip": 0}
         self.total = 0
+        self._collect: asyncio.TimerHandle | None = None
 
     # -- queries --------------------------------------------------------------------------
 
@@ -146,7 +152,16 @@ class SessionManager:
         self.on_change()
         self.events.emit("session.closed", SessionData(session_id=session.id, kind=session.kind, remote=session.remote))
         log.info("session %s closed (%s); sent %d bytes", session.id, reason, session.bytes_sent)
+        self._collect_soon()
         return True
+
+    def _collect_soon(self) -> None:
+        if self._collect is None:
+            self._collect = asyncio.get_running_loop().call_later(COLLECT_AFTER_CLOSE_SEC, self._collect_now)
+
+    def _collect_now(self) -> None:
+        self._collect = None
+        gc.collect()
 
     async def watch_liveness(self) -> None:
         """active -> disconnected after SILENCE_SEC without a word from the peer; back to active
