@@ -22,7 +22,8 @@ CONFIG = {"webrtc": {"hostAddresses": ["127.0.0.1"], "disconnectGraceSec": GRACE
                      "maxSessionsPerAddress": 0},  # every viewer here is 127.0.0.1
           "sources": [{"id": "cam", "source": "demo://testsrc2?size=160x90&rate=10"}]}
 BATCH = 10
-WARMUP_CYCLES = 100  # the heap grows to its working size with the first sessions
+WARMUP_CYCLES = 200  # the same churn once first: the heap grows to its working size
+SETTLE_SEC = 2.5  # the worker collects closed peer connections a second after the last close
 CYCLES = 200
 MAX_RSS_GROWTH_KB = 5 * 1024
 
@@ -67,13 +68,13 @@ async def test_churn_leaves_the_worker_as_it_was(icey):
     pid = server.source("cam")["worker"]["pid"]
     await _churn(server, WARMUP_CYCLES)
     await _all_gone(server)
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(SETTLE_SEC)
     baseline = footprint(pid)
     started = time.monotonic()
     await _churn(server, CYCLES)
     churn_sec = time.monotonic() - started
     gone_sec = await _all_gone(server)
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(SETTLE_SEC)
     after = footprint(pid)
     status = server.status()
     print(f"\n{CYCLES} join/leave cycles in {churn_sec:.1f} s; last sessions gone {gone_sec:.1f} s after the last "
