@@ -20,7 +20,8 @@ GRACE_SEC = 2.0
 SILENCE_SEC = 3.0  # the worker's own: a peer unheard for this long is `disconnected`
 CONFIG = {"webrtc": {"hostAddresses": ["127.0.0.1"], "disconnectGraceSec": GRACE_SEC,
                      "maxSessionsPerAddress": 0},  # every viewer here is 127.0.0.1
-          "sources": [{"id": "cam", "source": "demo://testsrc2?size=160x90&rate=10"}]}
+          # Peers that leave without DELETE linger for silence + grace: more than 64 at a time.
+          "sources": [{"id": "cam", "source": "demo://testsrc2?size=160x90&rate=10", "maxViewers": 500}]}
 BATCH = 10
 WARMUP_CYCLES = 200  # the same churn once first: the heap grows to its working size
 SETTLE_SEC = 2.5  # the worker collects closed peer connections a second after the last close
