@@ -9,14 +9,28 @@ import logging
 from pathlib import Path
 
 from hypercorn.asyncio import serve
-from hypercorn.config import Config
+from hypercorn.config import Config, Sockets
 
 from api.app import create_app
+from api.connection_limit import LimitedListener, connection_limit
 from api.control_client import ControlClient
 from api.state_view import StateView, receive_forever
 from api.supervisor_report import SupervisorReport
 from protocol import ipc
 from protocol.child import load_settings, run_child
+
+
+class ListenerConfig(Config):
+    """Hypercorn serving on our own listening socket object (see connection_limit.py)."""
+
+    def __init__(self, listener: LimitedListener) -> None:
+        super().__init__()
+        self.listener = listener
+
+    def create_sockets(self) -> Sockets:
+        if self.ssl_enabled:
+            return Sockets([self.listener], [], [])
+        return Sockets([], [self.listener], [])
 
 
 def main() -> None:
@@ -32,8 +46,8 @@ def main() -> None:
         app = create_app(settings, view, ControlClient(settings, args.runtime_dir))
         report = SupervisorReport(app.extensions["icey"].documents, args.runtime_dir)
         reporter = asyncio.create_task(report.run())
-        config = Config()
-        config.bind = [f"fd://{args.http_fd}"]
+        config = ListenerConfig(LimitedListener(args.http_fd, connection_limit(settings.http.max_connections)))
+        config.keep_alive_timeout = settings.http.keep_alive_timeout_sec  # also bounds slow request headers
         config.accesslog = None
         config.errorlog = logging.getLogger("hypercorn.error")
         config.graceful_timeout = 1.0

@@ -25,10 +25,12 @@ from api.control_client import ControlClient
 from api.documents import Documents
 from api.host_check import allowed_names, host_allowed
 from api.responses import error_response
+from api.session_admission import SessionAdmission
 from api.state_view import StateView
 from protocol.config import Settings
 from protocol.messages import MAX_SDP_BYTES
 
+BODY_TIMEOUT_SEC = 10  # a request body (an SDP offer: 64 KB at most) that takes longer is cut off
 _ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large",
                 415: "unsupported_media_type"}
 
@@ -36,8 +38,9 @@ _ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
 def create_app(settings: Settings, view: StateView, control: ControlClient) -> Quart:
     # No static folder: Quart's default serves <cwd>/static at /static/<path>, without a token.
     app = Quart("icey-api", static_folder=None)
-    app.extensions["icey"] = AppParts(settings, Documents(settings, view), control, view.events)
-    app.config.update(MAX_CONTENT_LENGTH=MAX_SDP_BYTES)  # the largest body taken: an SDP offer
+    app.extensions["icey"] = AppParts(settings, Documents(settings, view), control, view.events,
+                                      SessionAdmission(settings.webrtc, view))
+    app.config.update(MAX_CONTENT_LENGTH=MAX_SDP_BYTES, BODY_TIMEOUT=BODY_TIMEOUT_SEC)  # the largest body: an offer
     app.asgi_app = BodyLimit(app.asgi_app, MAX_SDP_BYTES)  # type: ignore[method-assign]
     app.register_blueprint(operator_routes.bp)
     app.register_blueprint(source_routes.bp)

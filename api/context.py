@@ -15,6 +15,7 @@ from quart import current_app
 from api.control_client import ControlClient, PeerTimeout, PeerUnavailable
 from api.documents import Documents, WorkerView, given_up_detail
 from api.event_store import EventStore
+from api.session_admission import SessionAdmission
 from protocol.config import Settings, SourceSettings
 from protocol.messages import ControlError, ControlReply, ControlRequest, SupervisorReply, SupervisorRequest
 
@@ -29,6 +30,7 @@ class AppParts:
     documents: Documents
     control: ControlClient
     events: EventStore
+    admission: SessionAdmission
 
 
 class ApiError(Exception):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import weakref
 
 import msgspec
 from quart import Blueprint, Response, request
@@ -43,6 +44,9 @@ async def events():
     except ValueError:
         raise ApiError(400, "bad_request", "Last-Event-ID must be an event id") from None
     store = parts().events
+    limit = parts().settings.http.max_event_streams
+    if limit and len(store.subscribers) >= limit:  # no await between this check and the add
+        raise ApiError(503, "busy", f"too many event streams (the limit is {limit})", {"Retry-After": "5"})
     subscriber = Subscriber()
     store.subscribers.add(subscriber)  # before the replay: nothing falls between the two
     replay = store.since(last_id) if last_id is not None else []
@@ -66,7 +70,11 @@ async def events():
         finally:
             store.subscribers.discard(subscriber)
 
-    response = Response(stream(), content_type="text/event-stream",
+    body = stream()
+    # A client gone before its body started never runs the generator's `finally`: the slot is
+    # given back when the generator is collected.
+    weakref.finalize(body, store.subscribers.discard, subscriber)
+    response = Response(body, content_type="text/event-stream",
                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     response.timeout = None  # a stream lives as long as the client wants it
     return response

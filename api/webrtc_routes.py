@@ -9,9 +9,10 @@ from __future__ import annotations
 from quart import Blueprint, Response, request
 
 from api.auth import authorized
-from api.context import ApiError, ask_worker, documents, settings, source_or_404
+from api.context import ApiError, ask_worker, documents, parts, settings, source_or_404
 from api.ice_servers import link_headers
 from api.responses import error_response, json_response
+from api.session_admission import AdmissionRefused
 from protocol.messages import CloseSession, SdpAnswer, WhepOffer, WhipOffer
 
 bp = Blueprint("webrtc", __name__)
@@ -35,9 +36,20 @@ async def _offer(source_id: str, kind: str):
         sdp = body.decode("utf-8")
     except UnicodeDecodeError:
         raise ApiError(400, "bad_request", "the offer is not UTF-8 text") from None
-    offer = (WhepOffer if kind == "whep" else WhipOffer)(sdp=sdp, remote=request.remote_addr or "")
-    reply = await ask_worker(source_id, offer, OFFER_TIMEOUT_SEC)
+    remote = request.remote_addr or ""
+    try:
+        admission = parts().admission.admit(remote)
+    except AdmissionRefused as exc:
+        code = "busy" if exc.status == 503 else "too_many_sessions"
+        raise ApiError(exc.status, code, exc.detail, {"Retry-After": "5"}) from None
+    offer = (WhepOffer if kind == "whep" else WhipOffer)(sdp=sdp, remote=remote)
+    try:
+        reply = await ask_worker(source_id, offer, OFFER_TIMEOUT_SEC)
+    except BaseException:
+        admission.cancel()
+        raise
     assert isinstance(reply, SdpAnswer)
+    admission.answered(reply.session_id)
     location = f"/api/sources/{source_id}/{kind}/{reply.session_id}"
     headers = {"Location": location, "ETag": f'"{reply.session_id}"', **NO_STORE}
     if authorized(request, settings().auth.token):

@@ -25,8 +25,10 @@ Width = Annotated[int, Meta(ge=16, le=7680)]
 Height = Annotated[int, Meta(ge=16, le=4320)]
 Fraction01 = Annotated[float, Meta(ge=0.0, le=1.0)]
 Usec = Annotated[int, Meta(ge=0, le=USEC_HOUR)]
-Viewers = Annotated[int, Meta(ge=0, le=10_000)]  # 0: no limit
+Viewers = Annotated[int, Meta(ge=0, le=10_000)]  # 0: the source takes no viewers
 StallTimeout = Annotated[float, Meta(gt=0.0, le=3600.0)]
+Count = Annotated[int, Meta(ge=0, le=1_000_000)]  # a cap; 0 disables it
+Seconds = Annotated[float, Meta(gt=0.0, le=86_400.0)]
 
 
 class _Camel(msgspec.Struct, rename="camel", omit_defaults=False):
@@ -35,11 +37,17 @@ class _Camel(msgspec.Struct, rename="camel", omit_defaults=False):
 
 class HttpConfig(_Camel):
     """`allowedHosts`: names (besides localhost, the bind host and any literal IP) that a
-    request's `Host` may carry; any other is refused, which stops DNS rebinding."""
+    request's `Host` may carry; any other is refused, which stops DNS rebinding.
+    `maxConnections` caps open HTTP connections (past it a new one gets 503 and is closed);
+    `maxEventStreams` caps SSE clients (503 past it); an idle connection, or one still sending
+    its request headers, is closed after `keepAliveTimeoutSec`. 0 disables a cap."""
 
     host: str = "0.0.0.0"
     port: int = 4500
     allowed_hosts: list[str] = []
+    max_connections: Count = 1024
+    max_event_streams: Count = 64
+    keep_alive_timeout_sec: Seconds = 5.0
 
 
 class TlsConfig(_Camel):
@@ -205,11 +213,17 @@ class StunConfig(_Camel):
 
 
 class WebRtcConfig(_Camel):
-    """Server-side ICE. `hostAddresses` limits the host candidates offered (a host-network box
-    with several interfaces offers only the ones viewers can reach); empty = every interface."""
+    """Server-side ICE and session limits. `hostAddresses` limits the host candidates offered (a
+    host-network box with several interfaces offers only the ones viewers can reach); empty =
+    every interface. A session that has not connected `connectTimeoutSec` after its answer is
+    dropped; `maxSessions` (all sources) and `maxSessionsPerAddress` (one client address) cap the
+    WebRTC sessions of the whole service, 0 meaning no such cap."""
 
     host_addresses: list[str] = []
     disconnect_grace_sec: Annotated[float, Meta(ge=0.0, le=3600.0)] = 5.0
+    connect_timeout_sec: Seconds = 10.0
+    max_sessions: Count = 256
+    max_sessions_per_address: Count = 32
 
 
 class SupervisorConfig(_Camel):

@@ -60,6 +60,7 @@ class SessionInfo(msgspec.Struct, rename="camel", kw_only=True):
     packets_sent: int = 0
     bytes_received: int = 0
     packets_received: int = 0
+    dropped_units: int = 0  # media units a lagging viewer (or worker loop) did not get
 
 
 class VisionStatus(msgspec.Struct, rename="camel", kw_only=True):

@@ -131,3 +131,24 @@ def make_mp4_with_cut_avcc(path: Path, cut_to: int = 9, corrupt_every: int = 5) 
             packet.time_base, packet.is_keyframe, packet.stream = Fraction(1, 15), unit.is_keyframe, stream
             out.mux(packet)
     return path
+
+
+def make_noise_file(path: Path, seconds: float = 2.0, fps: int = 30, size: tuple[int, int] = (640, 360),
+                    gop: int = 30) -> Path:
+    """Browser-ready H.264 (baseline, no B-frames) of random pixels: every frame is large, so a
+    source of it delivers megabytes per second at a small resolution."""
+    import av
+    import numpy as np
+
+    rng = np.random.default_rng(8)
+    with av.open(str(path), "w") as out:
+        v = out.add_stream("libx264", rate=fps)
+        v.width, v.height, v.pix_fmt = size[0], size[1], "yuv420p"
+        v.options = {"preset": "ultrafast", "profile": "baseline", "g": str(gop), "qp": "24"}
+        for i in range(int(seconds * fps)):
+            frame = av.VideoFrame.from_ndarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8),
+                                               format="rgb24")
+            frame.pts = i
+            out.mux(v.encode(frame))
+        out.mux(v.encode(None))
+    return path

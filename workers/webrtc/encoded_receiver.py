@@ -4,12 +4,14 @@ Below aiortc's public API, on purpose: aiortc decodes every received frame in a 
 thread (`rtcrtpreceiver.decoder_worker`). Recording and relaying need the publisher's own H.264
 and Opus, so for the tracks registered here the worker thread hands the reassembled frames
 (Annex B H.264 / raw Opus, with RTP-clock timestamps) to a sink instead: no decode, no encode.
-Other tracks keep aiortc's decoder.
 
 A sink that raises is not called again and its `on_error` is told (once); the thread goes on
 draining its queue until aiortc stops it, so one publisher's failure stays its own. A track's
 registration lasts until its receiver thread starts or `release()` (the session closing), so a
 peer that never connects leaves nothing behind.
+
+Any other receiving track has no reader in this server, so its frames are discarded, never
+decoded: aiortc's decoder would queue every decoded frame without bound for nobody.
 """
 
 from __future__ import annotations
@@ -44,7 +46,12 @@ class _Registration:
 
 _sinks: dict[int, _Registration] = {}  # id(track._queue) -> registration
 _lock = threading.Lock()
-_decoding_worker = rtcrtpreceiver.decoder_worker
+
+
+def _discard(input_q: queue.Queue) -> None:
+    """A receiving track nobody registered: drain it until aiortc stops the thread."""
+    while input_q.get() is not None:
+        pass
 
 
 def _worker(loop, input_q: queue.Queue, output_q, decode_error: threading.Event) -> None:
@@ -52,8 +59,7 @@ def _worker(loop, input_q: queue.Queue, output_q, decode_error: threading.Event)
     with _lock:
         registered = _sinks.pop(id(output_q), None)
     if registered is None or registered.queue() is not output_q:  # not ours (or an id reused)
-        GUARD.run(threading.current_thread().name,
-                  lambda: _decoding_worker(loop, input_q, output_q, decode_error))
+        GUARD.run(threading.current_thread().name, lambda: _discard(input_q))
         return
     GUARD.run(f"whip-receiver-{registered.kind}", lambda: _forward(input_q, registered))
 

@@ -10,6 +10,7 @@ free everything. aiortc itself has no `disconnected` state (its consent check on
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import secrets
 import time
@@ -21,27 +22,28 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from protocol.config import Settings, SourceSettings
 from protocol.events import SessionData
-from protocol.messages import MAX_SDP_BYTES, SessionInfo
+from protocol.messages import SessionInfo
 from protocol.scrub import scrub_text
 from protocol.times import rfc3339
-from protocol.vocabulary import ControlErrorCode, SessionKind, SessionState
+from protocol.vocabulary import SessionKind, SessionState
 from workers.event_emitter import EventEmitter
 from workers.webrtc.encoded_receiver import receive_encoded, receiver_of, release
 from workers.webrtc.fanout import Fanout
-from workers.webrtc.ice import configuration, filter_remote_candidates
+from workers.webrtc.ice import candidate_policy, configuration, filter_remote_candidates
 from workers.webrtc.media_unit import MediaUnit
+from workers.webrtc.offer_rules import check_offer
 from workers.webrtc.publisher import PublisherSink
+from workers.webrtc.session_error import SessionError
 from workers.webrtc.viewer_track import ViewerTrack, attach_sender
 
+__all__ = ["Session", "SessionError", "SessionManager"]
+
 log = logging.getLogger("icey.sessions")
-CONNECT_TIMEOUT_SEC = 30.0  # a peer that never completes ICE is dropped
 SILENCE_SEC = 3.0  # receivers report every second or so; three seconds of nothing is a gone peer
-
-
-class SessionError(Exception):
-    def __init__(self, code: ControlErrorCode, detail: str) -> None:
-        super().__init__(detail)
-        self.code, self.detail = code, detail
+# A closed peer connection is a web of reference cycles holding OpenSSL and SRTP state in C
+# memory that Python's GC does not weigh: left to the generational thresholds, dozens of dead
+# ones pile up under churn. One full collection this long after a close (coalesced) frees them.
+COLLECT_AFTER_CLOSE_SEC = 1.0
 
 
 @dataclass
@@ -60,6 +62,7 @@ class Session:
     ingest: PublisherSink | None = None  # a WHIP publisher's recorder or relay
     received: list[MediaStreamTrack] = field(default_factory=list)  # its tracks handed to the ingest
     last_heard: float = field(default_factory=time.monotonic)
+    connect_deadline: asyncio.TimerHandle | None = None
 
     def heard(self) -> None:
         self.last_heard = time.monotonic()
@@ -67,20 +70,14 @@ class Session:
     def info(self) -> SessionInfo:
         return SessionInfo(id=self.id, kind=self.kind, remote=self.remote, state=self.state,
                            created_at=self.created_at, bytes_sent=self.bytes_sent, packets_sent=self.packets_sent,
-                           bytes_received=self.bytes_received, packets_received=self.packets_received)
+                           bytes_received=self.bytes_received, packets_received=self.packets_received,
+                           dropped_units=sum(t.dropped for t in self.tracks))
 
 
 def _codecs(kind: str, mime: str) -> list:
     caps = RTCRtpSender.getCapabilities(kind).codecs
     chosen = [c for c in caps if c.mimeType.lower() == mime]
     return chosen + [c for c in caps if c.mimeType.lower() == f"{kind}/rtx"]
-
-
-def check_offer(sdp: str) -> None:
-    if len(sdp.encode()) > MAX_SDP_BYTES:
-        raise SessionError("bad_request", "SDP offer too large")
-    if not sdp.lstrip().startswith("v=0") or "\nm=" not in sdp:
-        raise SessionError("bad_request", "body is not an SDP offer (expected v=0 and at least one m= line)")
 
 
 class SessionManager:
@@ -92,11 +89,16 @@ class SessionManager:
         self.on_change = on_change
         self.has_audio = has_audio
         self.ingest_factory = ingest_factory
+        self.candidates = candidate_policy(settings)
         self.sessions: dict[str, Session] = {}
+        # Offers being negotiated, by kind: they hold their slot from the first check on, so
+        # concurrent offers cannot all pass a limit that counts only finished negotiations.
+        self.negotiating: dict[SessionKind, int] = {"whep": 0, "whip": 0}
         self.total = 0
         # Cumulative over every session, closed ones included: the worker's traffic counters.
         self.sent_bytes = 0
         self.received_bytes = {"video": 0, "audio": 0}
+        self._collect: asyncio.TimerHandle | None = None
 
     # -- queries --------------------------------------------------------------------------
 
@@ -118,8 +120,8 @@ class SessionManager:
         async def on_state() -> None:
             await self._on_connection_state(session)
 
-        loop = asyncio.get_running_loop()
-        loop.call_later(CONNECT_TIMEOUT_SEC, self._expire_unconnected, session.id)
+        session.connect_deadline = asyncio.get_running_loop().call_later(
+            self.settings.webrtc.connect_timeout_sec, self._expire_unconnected, session.id)
         return session
 
     def _expire_unconnected(self, session_id: str) -> None:
@@ -149,14 +151,22 @@ class SessionManager:
         if session is None:
             return False
         session.state = "closed"
-        for track in session.tracks:
-            track.stop()
+        self._stop(session)
         await session.pc.close()
         await self._close_ingest(session)
         self.on_change()
         self.events.emit("session.closed", SessionData(session_id=session.id, kind=session.kind, remote=session.remote))
         log.info("session %s closed (%s); sent %d bytes", session.id, reason, session.bytes_sent)
+        self._collect_soon()
         return True
+
+    def _collect_soon(self) -> None:
+        if self._collect is None:
+            self._collect = asyncio.get_running_loop().call_later(COLLECT_AFTER_CLOSE_SEC, self._collect_now)
+
+    def _collect_now(self) -> None:
+        self._collect = None
+        gc.collect()
 
     async def watch_liveness(self) -> None:
         """active -> disconnected after SILENCE_SEC without a word from the peer; back to active
@@ -193,27 +203,34 @@ class SessionManager:
 
     async def whep(self, sdp: str, remote: str) -> tuple[str, str]:
         """Answer a viewer's offer; raises SessionError with an HTTP-ish code."""
-        check_offer(sdp)
         if self.src.mode == "record":
             raise SessionError("conflict", f"source {self.src.id} is in record mode: it has nothing to watch")
-        if "h264/90000" not in sdp.lower():
-            raise SessionError("bad_request", "the offer does not accept H.264, the only video codec served")
-        viewers = sum(1 for s in self.sessions.values() if s.kind == "whep")
-        if self.src.max_viewers and viewers >= self.src.max_viewers:
+        lines = check_offer(sdp, "whep")
+        sdp = filter_remote_candidates(sdp, self.candidates, remote)
+        # An inactive m-line gets no track: one nobody sends from would fill its queue for nothing.
+        wanted = {m.kind for m in lines if m.direction != "inactive"} - (set() if self.has_audio() else {"audio"})
+        if self.src.max_viewers == 0:
+            raise SessionError("busy", f"source {self.src.id} takes no viewers (maxViewers 0)")
+        viewers = sum(1 for s in self.sessions.values() if s.kind == "whep") + self.negotiating["whep"]
+        if viewers >= self.src.max_viewers:
             raise SessionError("busy", f"source {self.src.id} has reached its limit of {self.src.max_viewers} viewers")
-        session = self._new_session("whep", remote)
+        self.negotiating["whep"] += 1  # the slot is held from the check on: no await in between
+        try:
+            session = self._new_session("whep", remote)
 
-        def add_transceivers(pc: RTCPeerConnection) -> None:
-            for kind, mime in (("video", "video/h264"), ("audio", "audio/opus")):
-                if kind == "audio" and not (self.has_audio() and "\nm=audio" in sdp):
-                    continue
-                track = ViewerTrack(kind, self.fanout)
-                session.tracks.append(track)
-                transceiver = pc.addTransceiver(track, direction="sendonly")
-                transceiver.setCodecPreferences(_codecs(kind, mime))
-                attach_sender(transceiver.sender, track, self._count_sent(session), session.heard)
+            def add_transceivers(pc: RTCPeerConnection) -> None:
+                for kind, mime in (("video", "video/h264"), ("audio", "audio/opus")):
+                    if kind not in wanted:
+                        continue
+                    track = ViewerTrack(kind, self.fanout)
+                    session.tracks.append(track)
+                    transceiver = pc.addTransceiver(track, direction="sendonly")
+                    transceiver.setCodecPreferences(_codecs(kind, mime))
+                    attach_sender(transceiver.sender, track, self._count_sent(session), session.heard)
 
-        return await self._negotiate(session, sdp, add_transceivers)
+            return await self._negotiate(session, sdp, add_transceivers)
+        finally:
+            self.negotiating["whep"] -= 1
 
     @property
     def publisher(self) -> Session | None:
@@ -222,41 +239,45 @@ class SessionManager:
     async def whip(self, sdp: str, remote: str) -> tuple[str, str]:
         """Take a publisher's offer (record and relay modes). Its H.264 and Opus are received
         encoded (see encoded_receiver.py) and recorded or relayed as they are."""
-        check_offer(sdp)
         if self.src.mode == "stream":
             raise SessionError("conflict", f"source {self.src.id} is in stream mode; WHIP needs record or relay")
-        if self.publisher is not None:
+        lines = check_offer(sdp, "whip")
+        sdp = filter_remote_candidates(sdp, self.candidates, remote)
+        if self.publisher is not None or self.negotiating["whip"]:
             raise SessionError("conflict", f"source {self.src.id} already has a publisher")
-        if "h264/90000" not in sdp.lower():
-            raise SessionError("bad_request", "the offer must include H.264: it is recorded and relayed as is")
-        session = self._new_session("whip", remote)
-        ingest = session.ingest = self.ingest_factory(session)
-        loop = asyncio.get_running_loop()
+        self.negotiating["whip"] += 1  # as in whep()
+        try:
+            session = self._new_session("whip", remote)
+            ingest = session.ingest = self.ingest_factory(session)
+            loop = asyncio.get_running_loop()
 
-        def count(kind: str, data: bytes, timestamp: int) -> None:
-            session.last_heard = time.monotonic()  # plain store: safe from the receiver thread
-            session.bytes_received += len(data)
-            session.packets_received += 1
-            if kind in self.received_bytes:
-                self.received_bytes[kind] += len(data)
-            ingest.write(kind, data, timestamp)
+            def count(kind: str, data: bytes, timestamp: int) -> None:
+                session.last_heard = time.monotonic()  # plain store: safe from the receiver thread
+                session.bytes_received += len(data)
+                session.packets_received += 1
+                if kind in self.received_bytes:
+                    self.received_bytes[kind] += len(data)
+                ingest.write(kind, data, timestamp)
 
-        def failed(exc: Exception) -> None:  # on a receiver thread
-            loop.call_soon_threadsafe(self._ingest_failed, session.id, exc)
+            def failed(exc: Exception) -> None:  # on a receiver thread
+                loop.call_soon_threadsafe(self._ingest_failed, session.id, exc)
 
-        def add_transceivers(pc: RTCPeerConnection) -> None:
-            @pc.on("track")
-            def on_track(track) -> None:
-                receive_encoded(track, count, failed)
-                session.received.append(track)
-                if track.kind == "video":
-                    ingest.receiver = receiver_of(pc, track)
+            def add_transceivers(pc: RTCPeerConnection) -> None:
+                @pc.on("track")
+                def on_track(track) -> None:
+                    receive_encoded(track, count, failed)
+                    session.received.append(track)
+                    if track.kind == "video":
+                        ingest.receiver = receiver_of(pc, track)
 
-            pc.addTransceiver("video", direction="recvonly").setCodecPreferences(_codecs("video", "video/h264"))
-            if "\nm=audio" in sdp:
-                pc.addTransceiver("audio", direction="recvonly").setCodecPreferences(_codecs("audio", "audio/opus"))
+                pc.addTransceiver("video", direction="recvonly").setCodecPreferences(_codecs("video", "video/h264"))
+                if any(m.kind == "audio" for m in lines):
+                    pc.addTransceiver("audio", direction="recvonly").setCodecPreferences(
+                        _codecs("audio", "audio/opus"))
 
-        return await self._negotiate(session, sdp, add_transceivers)
+            return await self._negotiate(session, sdp, add_transceivers)
+        finally:
+            self.negotiating["whip"] -= 1
 
     async def _negotiate(self, session: Session, sdp: str,
                          add_transceivers: Callable[[RTCPeerConnection], None]) -> tuple[str, str]:
@@ -265,8 +286,7 @@ class SessionManager:
         pc = session.pc
         try:
             add_transceivers(pc)
-            offer = filter_remote_candidates(sdp, self.settings.webrtc.host_addresses)
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception as exc:  # aiortc raises ValueError/InternalError/... on a bad offer
             await self._discard(session)
@@ -296,7 +316,13 @@ class SessionManager:
                         scrub_text(f"{type(exc).__name__}: {exc}"))
 
     async def _discard(self, session: Session) -> None:
-        for track in session.tracks:
-            track.stop()
+        self._stop(session)
         await session.pc.close()
         await self._close_ingest(session)
+
+    @staticmethod
+    def _stop(session: Session) -> None:
+        if session.connect_deadline is not None:
+            session.connect_deadline.cancel()
+        for track in session.tracks:
+            track.stop()

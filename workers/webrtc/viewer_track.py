@@ -20,7 +20,10 @@ from aiortc.rtcrtpsender import RTCEncodedFrame
 from workers.webrtc.fanout import Fanout
 from workers.webrtc.media_unit import VIDEO_CLOCK, MediaUnit
 
-MAX_QUEUE = 600  # a viewer this far behind is resynchronised at the live edge
+# A viewer this far behind (its sender cannot keep up with the source) drops what it has queued
+# and everything up to the next keyframe, where it resumes at the live edge.
+MAX_QUEUE = 300
+MAX_QUEUE_BYTES = 8 << 20
 # Cached frames are replayed 4 ms apart, in RTP time and on the wire alike: a 2 s GOP at 30 fps
 # catches up in a quarter of a second at about 8x the stream's bitrate, instead of one burst
 # that overflows receive buffers and outruns the sender's retransmission history.
@@ -34,10 +37,13 @@ class ViewerTrack(MediaStreamTrack):
         self.kind = kind
         self.fanout = fanout
         self._queue: deque[tuple[MediaUnit, int]] = deque()
+        self._queued_bytes = 0
         self._replaying = 0  # cached frames still to pace out
         self._ready = asyncio.Event()
         self._primed = False
         self._awaiting_keyframe = False
+        self._lagging = False  # units skipped while awaiting the keyframe count as dropped
+        self.dropped = 0  # units this viewer did not get because it, or the loop, lagged
         fanout.subscribers.add(self)
 
     def _prime(self) -> None:
@@ -45,6 +51,7 @@ class ViewerTrack(MediaStreamTrack):
         before the newest frame's, so the decoder catches up in a few ms and playback then runs
         at the live pace instead of lagging by the GOP's age."""
         self._queue.clear()
+        self._queued_bytes = 0
         self._primed = True
         if self.kind != "video":
             return
@@ -57,6 +64,7 @@ class ViewerTrack(MediaStreamTrack):
         last = gop[-1].timestamp
         for i, unit in enumerate(gop):
             self._queue.append((unit, last - (len(gop) - 1 - i) * BURST_SPACING))
+            self._queued_bytes += unit.size
         self._replaying = len(gop) - 1  # the keyframe goes at once, the rest paced
         self._ready.set()
 
@@ -65,13 +73,29 @@ class ViewerTrack(MediaStreamTrack):
             return
         if self._awaiting_keyframe:
             if not unit.keyframe:
+                if self._lagging:
+                    self.dropped += 1
                 return
-            self._awaiting_keyframe = False
-        if len(self._queue) >= MAX_QUEUE:
-            self._primed = False  # the next recv() starts again from the current GOP
+            self._awaiting_keyframe = self._lagging = False
+        if len(self._queue) >= MAX_QUEUE or self._queued_bytes + unit.size > MAX_QUEUE_BYTES:
+            self.missed(1)
             return
         self._queue.append((unit, unit.timestamp))
+        self._queued_bytes += unit.size
         self._ready.set()
+
+    def missed(self, count: int) -> None:
+        """`count` units never reached this viewer (it lagged, or the fan-out's hand-off did):
+        what is queued would not decode past the hole, so it goes too; video resumes at the next
+        keyframe."""
+        if not self._primed or self.readyState != "live":
+            return
+        self.dropped += count + len(self._queue)
+        self._queue.clear()
+        self._queued_bytes = 0
+        self._replaying = 0
+        if self.kind == "video":
+            self._awaiting_keyframe = self._lagging = True
 
     async def next_unit(self) -> tuple[MediaUnit, int]:
         if not self._primed:
@@ -84,7 +108,9 @@ class ViewerTrack(MediaStreamTrack):
                 raise MediaStreamError
             self._ready.clear()
             await self._ready.wait()
-        return self._queue.popleft()
+        unit, timestamp = self._queue.popleft()
+        self._queued_bytes -= unit.size
+        return unit, timestamp
 
     async def recv(self):  # the sender never calls it (see attach_sender)
         raise MediaStreamError
