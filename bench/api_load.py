@@ -38,6 +38,7 @@ from measure import (
     CLK_TCK,
     HOST,
     cmdline,
+    demo_url,
     find_server,
     fmt,
     free_port,
@@ -48,7 +49,6 @@ from measure import (
     stop,
 )
 
-PATTERNS = ("testsrc2", "smptehdbars", "life", "rgbtestsrc", "testsrc", "smptebars", "pal75bars", "yuvtestsrc")
 BLINK_IDS = ("blink-1", "blink-2")
 HEALTH_P99_TARGET_MS = 10.0
 FRESH_P99_TARGET_MS = 250.0
@@ -485,7 +485,7 @@ def orchestrate(args: argparse.Namespace) -> int:
         blink = tmp / "blink.ts"
         make_blink_file(blink)
         sources = [{"id": f"demo-{i + 1}",
-                    "source": f"demo://{PATTERNS[i % len(PATTERNS)]}?size=320x180&rate=15&tone={300 + 40 * i}"}
+                    "source": demo_url(i, f"size=320x180&rate=15&tone={300 + 40 * i}")}
                    for i in range(args.sources)]
         sources += [{"id": bid, "source": str(blink), "loop": False} for bid in BLINK_IDS]
         ids = [s["id"] for s in sources]

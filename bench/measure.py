@@ -27,6 +27,14 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # ---------------------------------------------------------------------------------------------------------
 # procfs
 
+# lavfi patterns for many different-looking demo sources (each one the server's demo whitelist allows).
+DEMO_PATTERNS = ("testsrc2", "smptehdbars", "life", "rgbtestsrc", "testsrc", "smptebars", "pal75bars", "yuvtestsrc")
+
+
+def demo_url(i: int, query: str) -> str:
+    """The i-th demo source: a different picture for each i (cycling), with `query` appended."""
+    return f"demo://{DEMO_PATTERNS[i % len(DEMO_PATTERNS)]}?{query}"
+
 
 def stat_fields(pid: int | str) -> list[str] | None:
     """The fields of /proc/<pid>/stat after the `(comm)` one: [1] is ppid, [11] utime, [12] stime (ticks)."""

@@ -22,6 +22,7 @@ from measure import (
     CLK_TCK,
     HOST,
     children,
+    demo_url,
     find_server,
     fmt,
     free_port,
@@ -32,7 +33,6 @@ from measure import (
     stop,
 )
 
-PATTERNS = ("testsrc2", "smptehdbars", "life", "rgbtestsrc", "testsrc", "smptebars", "pal75bars", "yuvtestsrc")
 PATHS = ("/metrics", "/api/status")
 SCRAPE_INTERVAL_SEC = 15.0
 TARGET_P99_MS = 20.0
@@ -126,7 +126,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="icey-bench-metrics-"))
     server = None
     try:
-        sources = [{"id": f"cam-{i + 1}", "source": f"demo://{PATTERNS[i % len(PATTERNS)]}?size=320x180&rate=15"}
+        sources = [{"id": f"cam-{i + 1}", "source": demo_url(i, "size=320x180&rate=15")}
                    for i in range(args.sources)]
         config = tmp / "config.json"
         config.write_text(json.dumps({"supervisor": {"heartbeatMs": 1000}, "sources": sources}))
