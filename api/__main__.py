@@ -28,7 +28,7 @@ def main() -> None:
     async def run() -> None:
         view = StateView()
         receiver = asyncio.create_task(receive_forever(view, args.runtime_dir))
-        app = create_app(settings, view, ControlClient(settings, args.runtime_dir))
+        app = create_app(settings, view, ControlClient(settings, args.runtime_dir), args.runtime_dir)
         config = Config()
         config.bind = [f"fd://{args.http_fd}"]
         config.accesslog = None

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException
 
-from api import artifact_routes, cors, event_routes, local_writes, operator_routes, pages, source_routes, webrtc_routes
+from api import (
+    artifact_routes,
+    config_routes,
+    cors,
+    event_routes,
+    live_settings,
+    local_writes,
+    operator_routes,
+    pages,
+    source_routes,
+    webrtc_routes,
+)
 from api.auth import OPEN_PATHS, authorized
 from api.context import ApiError, AppParts
 from api.control_client import ControlClient
@@ -19,10 +32,12 @@ _ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
                 415: "unsupported_media_type"}
 
 
-def create_app(settings: Settings, view: StateView, control: ControlClient) -> Quart:
+def create_app(settings: Settings, view: StateView, control: ControlClient, runtime_dir: Path) -> Quart:
     # No static folder: Quart's default serves <cwd>/static at /static/<path>, without a token.
     app = Quart("icey-api", static_folder=None)
-    app.extensions["icey"] = AppParts(settings, Documents(settings, view), control, view.events)
+    parts = AppParts(settings, Documents(settings, view), control, view.events, runtime_dir)
+    app.extensions["icey"] = parts
+    view.on_config_generation = lambda: live_settings.refresh(parts)
     app.config.update(MAX_CONTENT_LENGTH=1 << 20)
     app.register_blueprint(operator_routes.bp)
     app.register_blueprint(source_routes.bp)
@@ -30,6 +45,7 @@ def create_app(settings: Settings, view: StateView, control: ControlClient) -> Q
     app.register_blueprint(webrtc_routes.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(artifact_routes.bp)
+    app.register_blueprint(config_routes.bp)
 
     names = allowed_names(settings)
     origins = cors.normalized(settings.auth.allowed_origins)

@@ -299,6 +299,10 @@ class Settings(_Camel):
     supervisor: SupervisorConfig
     ready: ReadyConfig
     warnings: list[str] = []
+    # Where API edits of the source list are written: the config file ("config"), or, when the
+    # sources come from flags/env (or there is no file), the state file in the record dir ("state").
+    edits_path: str = ""
+    edits_kind: str = "config"
 
     def source(self, source_id: str) -> SourceSettings | None:
         return next((s for s in self.sources if s.id == source_id), None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import msgspec
 
-from protocol.vocabulary import EventType, SessionKind, SourceState
+from protocol.vocabulary import ConfigOrigin, EventType, SessionKind, SourceState
 
 EVENT_SCHEMA = 1
 
@@ -52,7 +52,21 @@ class SessionData(msgspec.Struct, tag="session", rename="camel", kw_only=True):
     remote: str
 
 
-EventData = MotionData | SpeechData | ArtifactData | SourceData | SessionData
+class ConfigData(msgspec.Struct, tag="config", rename="camel", kw_only=True):
+    """A config generation applied (or a candidate rejected: `detail` says why, with its key path)."""
+
+    generation: int
+    origin: ConfigOrigin
+    added: list[str] = []
+    removed: list[str] = []
+    restarted: list[str] = []
+    requires_restart: list[str] = []
+    detail: str | None = None
+
+
+EventData = MotionData | SpeechData | ArtifactData | SourceData | SessionData | ConfigData
+# The source_id of service-wide events (config.*), sent by the supervisor itself.
+SERVICE_EVENT_SOURCE = ""
 
 
 class SourceEvent(msgspec.Struct, rename="camel", kw_only=True):

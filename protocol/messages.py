@@ -10,17 +10,21 @@ Times named `*_mono` are CLOCK_MONOTONIC seconds, which all processes on one hos
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from protocol.events import SourceEvent
 from protocol.vocabulary import (
     CheckResult,
+    ConfigOrigin,
     ControlErrorCode,
     DeliveryMode,
     ProcessState,
     RuntimeState,
     SessionKind,
     SessionState,
+    SourceEditOp,
     SourceState,
     StreamType,
 )
@@ -125,6 +129,16 @@ class ProcessInfo(msgspec.Struct, kw_only=True):
     next_restart_mono: float | None = None
 
 
+class ConfigInfo(msgspec.Struct, rename="camel", kw_only=True):
+    """The configuration generation the service runs: `requiresRestart` lists the key paths
+    changed in the file that only a service restart applies (they are not applied until then)."""
+
+    generation: int = 1
+    loaded_at: str = ""  # RFC 3339 UTC
+    source: ConfigOrigin = "file"
+    requires_restart: list[str] = []
+
+
 class SupervisorState(msgspec.Struct, tag="supervisor", kw_only=True):
     """Service-wide facts that must survive an API restart."""
 
@@ -138,11 +152,12 @@ class SupervisorState(msgspec.Struct, tag="supervisor", kw_only=True):
     api: ProcessInfo
     workers: dict[str, ProcessInfo]
     turn: ProcessInfo | None = None  # the TURN relay (coturn), when enabled and installed
+    config: ConfigInfo = msgspec.field(default_factory=ConfigInfo)
 
 
 class EventMessage(msgspec.Struct, tag="event"):
     """A SourceEvent on the state plane (events are not state: the API keeps a bounded backlog).
-    `pid` is the sending worker's, checked like a WorkerState's."""
+    `pid` is the sender's: a source's worker (checked like its WorkerState) or the supervisor."""
 
     event: SourceEvent
     pid: int
@@ -226,14 +241,46 @@ class RestartSource(msgspec.Struct, tag="restart-source"):
     source_id: str
 
 
-SupervisorRequest = RestartSource  # a union once the supervisor takes other requests
+class ReloadConfig(msgspec.Struct, tag="reload-config"):
+    """Read the config file again and apply what changed (as SIGHUP does)."""
+
+
+class GetSourceConfig(msgspec.Struct, tag="get-source-config"):
+    """The editable source list as configured (raw entries, before defaults are merged in)."""
+
+
+class EditSource(msgspec.Struct, tag="edit-source", kw_only=True):
+    """Add, replace, merge-patch (RFC 7396) or remove one source entry. `if_match`: refused
+    unless it is the running generation, so two editors never lose each other's change."""
+
+    op: SourceEditOp
+    source_id: str = ""
+    entry: dict[str, Any] = {}
+    if_match: int | None = None
+
+
+SupervisorRequest = RestartSource | ReloadConfig | GetSourceConfig | EditSource
+
+
+class ConfigOutcome(msgspec.Struct, rename="camel", kw_only=True):
+    """What applying a generation did, source by source."""
+
+    generation: int
+    added: list[str] = []
+    removed: list[str] = []
+    restarted: list[str] = []
+    requires_restart: list[str] = []
 
 
 class SupervisorReply(msgspec.Struct, kw_only=True):
-    """`error` is None when the request was accepted; `detail` says what was done or why not."""
+    """`error` is None when the request was accepted; `detail` says what was done or why not.
+    Config requests also carry the running `generation`, and `outcome` or `sources`."""
 
     error: ControlErrorCode | None = None
     detail: str = ""
+    generation: int | None = None
+    outcome: ConfigOutcome | None = None
+    sources: list[dict[str, Any]] | None = None
 
 _state_encoder = msgspec.msgpack.Encoder()
 _state_decoder = msgspec.msgpack.Decoder(StateMessage)

@@ -18,6 +18,9 @@ StreamType = Literal["video", "audio"]
 Mode = Literal["stream", "record", "relay"]
 SourceKindName = Literal["rtsp", "file", "device", "url", "demo", "none"]
 RequiredSources = Literal["any", "all"]  # ready.requireSources, when not a list of source ids
-ControlErrorCode = Literal["bad_request", "not_found", "conflict", "busy", "unavailable"]
+ControlErrorCode = Literal["bad_request", "not_found", "conflict", "busy", "unavailable", "precondition_failed"]
 EventType = Literal["motion.start", "motion.end", "speech.start", "speech.stop", "snapshot", "clip",
-                    "source.online", "source.offline", "session.opened", "session.closed"]
+                    "source.online", "source.offline", "session.opened", "session.closed",
+                    "source.removed", "config.applied", "config.rejected"]
+ConfigOrigin = Literal["file", "api", "signal"]  # what made the supervisor load a config generation
+SourceEditOp = Literal["add", "replace", "patch", "remove"]

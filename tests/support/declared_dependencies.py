@@ -34,6 +34,7 @@ PROGRAM_PACKAGES = {
     "janus": "janus",
     "chromium": "chromium",
     "ip": "iproute2",
+    "chattr": "e2fsprogs",  # root ignores a read-only mode: an immutable directory stands in for one
     "python3": "python3-gi",  # the system Python runs the GStreamer camera; python3-gi is what it needs there
 }
 # Modules that come from Debian packages, not from PyPI (imported by scripts the system Python runs).
