@@ -201,7 +201,8 @@ class WebRtcConfig(_Camel):
 class SupervisorConfig(_Camel):
     """Restart policy knobs. Defaults suit production; tests shrink them. A worker given up after
     a crash loop is tried again after `givenUpRetrySec` (0: only on request), so a camera that
-    crashed its worker for a while comes back without an operator."""
+    crashed its worker for a while comes back without an operator. `watchConfig` reloads the
+    config file when it changes."""
 
     restart_initial_ms: int = 500
     restart_max_ms: int = 30_000
@@ -211,6 +212,8 @@ class SupervisorConfig(_Camel):
     given_up_retry_sec: float = 300.0
     stop_timeout_sec: float = 5.0
     heartbeat_ms: int = 1000
+    # Reload when the config file changes (as on SIGHUP), checked every second.
+    watch_config: bool = False
 
 
 class ReadyConfig(_Camel):

@@ -39,6 +39,7 @@ from protocol.vocabulary import ConfigOrigin, EventType, RuntimeState
 from supervisor import source_entries, turn_relay
 from supervisor.children import Child
 from supervisor.config_generations import ConfigReader, ConfigRejected, Plan, plan
+from supervisor.config_watch import ConfigWatch
 from supervisor.control_server import SupervisorControl
 from supervisor.errors import EXIT_OK, EXIT_RUNTIME
 from supervisor.restart_policy import RestartPolicy
@@ -55,6 +56,8 @@ class Service:
         self.next_index = len(settings.sources)  # control endpoints are never reused
         self.worker_tasks: dict[str, asyncio.Task] = {}
         self.retiring: set[asyncio.Task] = set()
+        watched = settings.supervisor.watch_config and settings.config_exists
+        self.watch = ConfigWatch(Path(settings.config_path), self._on_file_change) if watched else None
         self.checks = checks
         self.degrading = degrading
         self.http_socket = http_socket
@@ -152,6 +155,8 @@ class Service:
             else:
                 candidate = self.reader.load(state_sources=entries)
             source_entries.write_atomically(Path(self.settings.edits_path), doc)
+            if self.watch is not None:
+                self.watch.accept_current()
         except source_entries.EditRefused as exc:
             return SupervisorReply(error=exc.code, detail=exc.detail, generation=generation)
         except ConfigRejected as exc:
@@ -261,6 +266,8 @@ class Service:
         tasks = [asyncio.create_task(child.keep_running()) for child in (self.api, *([self.turn] if self.turn else []))]
         background = [asyncio.create_task(self._heartbeat()), asyncio.create_task(self._greet_subscribers()),
                       asyncio.create_task(self.control.run())]
+        if self.watch is not None:
+            background.append(asyncio.create_task(self.watch.run()))
         self.runtime_state = "running"
         self.publish()
         api_given_up = asyncio.create_task(self.api.given_up.wait())
@@ -273,10 +280,14 @@ class Service:
         return code
 
     def _on_sighup(self) -> None:
-        if self.runtime_state != "running":
-            return
-        log.info("received SIGHUP; reloading the config")
-        self.reload("signal")
+        if self.runtime_state == "running":
+            log.info("received SIGHUP; reloading the config")
+            self.reload("signal")
+
+    def _on_file_change(self) -> None:
+        if self.runtime_state == "running":
+            log.info("the config file changed; reloading it")
+            self.reload("file")
 
     async def shutdown(self, children: list[Child], tasks: list[asyncio.Task]) -> None:
         self.runtime_state = "stopping"

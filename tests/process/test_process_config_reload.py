@@ -200,3 +200,21 @@ def test_a_config_that_cannot_be_written_is_not_applied(icey):
     assert "nothing was changed" in refused.json()["detail"]
     assert server.get("/api/sources/b").status == 404 and "worker:b" not in server.children()
     assert server.status()["config"]["generation"] == 1
+
+
+def test_a_watched_config_file_reloads_itself(icey):
+    config = _config("a", supervisor={**FAST["supervisor"], "watchConfig": True})
+    server = icey(["--no-turn"], config=config)
+    _online(server, "a")
+    before = server.children()
+    cfg_path = server.workdir / "config.json"
+    cfg_path.write_text(json.dumps({**config, "sources": [*config["sources"], {"id": "b", "source": OTHER}]}))
+    wait_for(lambda: server.get("/api/sources/b").status == 200, 10, what="b configured")
+    _online(server, "b")
+    status = server.status()
+    assert status["config"]["source"] == "file" and status["config"]["generation"] == 2
+    assert server.children()["worker:a"] == before["worker:a"]
+    edited = server.request("DELETE", "/api/config/sources/b", {"If-Match": '"2"'})
+    assert edited.status == 200, edited.body
+    wait_for(lambda: "worker:b" not in server.children(), 10, what="b stopped")
+    assert server.status()["config"]["generation"] == 3  # its own write is not reloaded again
