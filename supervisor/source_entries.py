@@ -36,14 +36,23 @@ def _read_json(path: Path) -> dict:
 
 
 def current(settings: Settings) -> list[dict[str, Any]]:
-    """The list as written, each entry with its (possibly derived) id made explicit."""
+    """The list as written now (so an edit never drops what is in the file), each entry's id made
+    explicit the way the loader derives a missing one; the running sources when nothing is written."""
     path = Path(settings.edits_path)
     raw = _read_json(path) if settings.edits_kind == "config" or path.is_file() else {}
     written = raw.get("sources")
-    if not isinstance(written, list) or len(written) != len(settings.sources):
+    if not isinstance(written, list):
         return [{"id": s.id, "source": s.url} for s in settings.sources]
-    return [{**e, "id": s.id} if isinstance(e, dict) else {"id": s.id}
-            for e, s in zip(written, settings.sources, strict=True)]
+    entries = [dict(e) if isinstance(e, dict) else {} for e in written]
+    used = {e["id"] for e in entries if isinstance(e.get("id"), str) and e["id"]}
+    for n, entry in enumerate(entries):
+        if not entry.get("id"):
+            k = n + 1
+            while f"source-{k}" in used:
+                k += 1
+            entry["id"] = f"source-{k}"
+            used.add(entry["id"])
+    return entries
 
 
 def scrubbed(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -106,3 +106,13 @@ def test_the_atomic_write_keeps_the_mode_and_leaves_no_temp_file(tmp_path):
     with pytest.raises(source_entries.EditRefused) as refused:
         source_entries.write_atomically(path / "under-a-file.json", {})  # its parent is a file
     assert refused.value.code == "unavailable"
+
+
+def test_an_edit_starts_from_the_file_as_written(tmp_path):
+    path = with_sources(tmp_path, [{"source": DEMO}, {"id": "source-1", "source": DEMO}])
+    settings = reader("-c", str(path)).load()
+    assert [s.id for s in settings.sources] == ["source-2", "source-1"]
+    path.write_text(json.dumps({"sources": [{"source": DEMO}, {"id": "source-1", "source": DEMO},
+                                            {"id": "x", "source": DEMO, "maxViewers": 3}]}))  # not reloaded yet
+    assert source_entries.current(settings) == [{"id": "source-2", "source": DEMO}, {"id": "source-1", "source": DEMO},
+                                                {"id": "x", "source": DEMO, "maxViewers": 3}]
