@@ -56,6 +56,7 @@ class Service:
         self.next_index = len(settings.sources)  # control endpoints are never reused
         self.worker_tasks: dict[str, asyncio.Task] = {}
         self.retiring: set[asyncio.Task] = set()
+        self.retiring_workers: dict[str, Child] = {}  # removed, still stopping: their last events count
         watched = settings.supervisor.watch_config and settings.config_exists
         self.watch = ConfigWatch(Path(settings.config_path), self._on_file_change) if watched else None
         self.checks = checks
@@ -104,7 +105,8 @@ class Service:
         state = SupervisorState(
             pid=os.getpid(), seq=self.seq, runtime_state=self.runtime_state, started_mono=self.started_mono,
             checks=self.checks, warnings=self.settings.warnings, degrading_warnings=self.degrading,
-            api=self.api.info, workers={sid: child.info for sid, child in self.workers.items()},
+            api=self.api.info, workers={sid: child.info for sid, child in
+                                        [*self.retiring_workers.items(), *self.workers.items()]},
             turn=self.turn.info if self.turn else None, config=self.config)
         self.pub.send(encode(state))
 
@@ -219,10 +221,14 @@ class Service:
         self.emit(source_id, "source.removed")
         child = self.workers.pop(source_id)
         task = self.worker_tasks.pop(source_id)
+        self.retiring_workers[source_id] = child
 
         async def stop() -> None:
             await child.stop()
             await task
+            if self.retiring_workers.get(source_id) is child:
+                del self.retiring_workers[source_id]
+            self.publish()
 
         retiring = asyncio.create_task(stop())
         self.retiring.add(retiring)

@@ -85,6 +85,7 @@ async def test_remove_a_watched_source(icey):
     assert server.request("POST", "/api/sources/b/whep", {"Content-Type": "application/sdp"}, b"v=0").status == 404
     assert "worker:b" not in server.children() and not alive(pid)
     events.wait_for(lambda e: e["event"] == "source.removed" and e["data"]["sourceId"] == "b")
+    events.wait_for(lambda e: e["event"] == "session.closed" and e["data"]["sourceId"] == "b")  # its last word
     applied = events.wait_for(lambda e: e["event"] == "config.applied")[0]["data"]
     assert applied["sourceId"] == "" and applied["data"]["removed"] == ["b"]
     events.close()
