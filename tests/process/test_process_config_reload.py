@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from support.media import ffprobe
 from support.processes import alive, until, wait_for
 from support.servers import LOOPBACK
 from support.sse import SseClient
@@ -219,3 +220,20 @@ def test_a_watched_config_file_reloads_itself(icey):
     assert edited.status == 200, edited.body
     wait_for(lambda: "worker:b" not in server.children(), 10, what="b stopped")
     assert server.status()["config"]["generation"] == 3  # its own write is not reloaded again
+
+
+def test_removing_a_recording_source_finalizes_its_segment(icey, tmp_path):
+    record_dir = tmp_path / "rec"
+    config = {**FAST, "media": {"recordDir": str(record_dir)},
+              "sources": [{"id": "r", "source": DEMO, "record": {"enabled": True, "segmentSeconds": 60}}]}
+    server = icey(["--no-turn"], config=config)
+    _online(server, "r")
+    wait_for(lambda: [i for i in server.get("/api/sources/r/recordings").json()["items"] if i["durationSec"] >= 2],
+             20, 0.2, what="two seconds recorded")
+    pid = server.children()["worker:r"]
+    assert server.request("DELETE", "/api/config/sources/r").status == 200
+    wait_for(lambda: not alive(pid), 10, what="worker r gone")
+    segments = json.loads((record_dir / "r" / "index.json").read_text())["segments"]
+    assert len(segments) == 1 and not segments[0].get("open"), segments
+    info = ffprobe(record_dir / "r" / segments[0]["file"])
+    assert info["decode_errors"] == "" and float(info["format"]["duration"]) >= 2.0
