@@ -33,7 +33,7 @@ from protocol.messages import (
     SupervisorState,
     encode,
 )
-from protocol.scrub import register_source_url
+from protocol.scrub import public_value, register_source_url
 from protocol.times import rfc3339
 from protocol.vocabulary import ConfigOrigin, EventType, RuntimeState
 from supervisor import source_entries, turn_relay
@@ -140,7 +140,7 @@ class Service:
         except source_entries.EditRefused as exc:
             return SupervisorReply(error=exc.code, detail=exc.detail, generation=generation)
         return SupervisorReply(generation=generation, sources=source_entries.scrubbed(entries),
-                               detail=f"{self.settings.edits_kind}: {self.settings.edits_path}")
+                               detail=f"{self.settings.edits_kind}: {public_value(self.settings.edits_path)}")
 
     def _edit(self, edit: EditSource) -> SupervisorReply:
         """Check (the loader's rules), write, then apply: a change that cannot be written is not

@@ -109,6 +109,7 @@ def test_change_a_url_restarts_only_that_worker_and_survives_a_restart(icey, tmp
     assert "smptehdbars" in server.source("b")["source"]["value"]
     listed = server.get("/api/config/sources").json()
     assert [i["source"] for i in listed["items"]] == [DEMO, OTHER] and listed["generation"] == 2
+    assert listed["storedIn"] == "config: config.json"  # a file name, never a path
     assert server.terminate() == 0
     again = icey(["--no-turn"], config=None, env={"ICEY_CONFIG": str(server.workdir / "config.json")})
     _online(again, "a", "b")
