@@ -170,6 +170,8 @@ def test_bad_configs_are_refused_whole(icey):
     cfg_path.write_text("{not json")
     reload = server.request("POST", "/api/config/reload")
     assert reload.status == 400 and "JSON syntax error" in reload.json()["detail"]
+    assert server.children() == children and server.source("a")["state"] == "online"  # still serving
+    assert server.status()["config"]["generation"] == 1
     stun = {"urls": ["stun:stun.example.org:3478"]}
     cfg_path.write_text(json.dumps({**_config("a"), "stun": stun, "sources": [{"id": "a", "source": DEMO,
                                                                                 "maxViewers": 2}]}))
