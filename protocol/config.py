@@ -263,6 +263,10 @@ SOURCE_OVERRIDE_TYPES: dict[str, type] = {
 }
 
 
+# Source keys a running worker applies in place (the rest restart only that source's worker).
+HOT_SOURCE_FIELDS = frozenset({"max_viewers"})
+
+
 class SourceSettings(_Camel):
     """One resolved source: what its worker opens and how the API describes it."""
 
@@ -280,6 +284,11 @@ class SourceSettings(_Camel):
     video: VideoConfig
     audio: AudioConfig
     intelligence: IntelligenceConfig
+
+
+def changed_source_fields(old: SourceSettings, new: SourceSettings) -> set[str]:
+    """The fields whose values differ, the index (which endpoint the worker binds) aside."""
+    return {f for f in old.__struct_fields__ if f != "index" and getattr(old, f) != getattr(new, f)}
 
 
 class Settings(_Camel):

@@ -60,6 +60,7 @@ class ConfigData(msgspec.Struct, tag="config", rename="camel", kw_only=True):
     added: list[str] = []
     removed: list[str] = []
     restarted: list[str] = []
+    updated: list[str] = []
     requires_restart: list[str] = []
     detail: str | None = None
 

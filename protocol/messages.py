@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from protocol.config import SourceSettings
 from protocol.events import SourceEvent
 from protocol.vocabulary import (
     CheckResult,
@@ -188,7 +189,14 @@ class CloseSession(msgspec.Struct, tag="close"):
     session_id: str
 
 
-ControlRequest = DescribeRequest | WhepOffer | WhipOffer | CloseSession
+class UpdateSource(msgspec.Struct, tag="update-source"):
+    """From the supervisor: this source's new settings, which differ from the running ones only
+    in keys a worker applies in place (see HOT_SOURCE_FIELDS); anything else is refused."""
+
+    source: SourceSettings
+
+
+ControlRequest = DescribeRequest | WhepOffer | WhipOffer | CloseSession | UpdateSource
 
 
 class StreamDescription(msgspec.Struct, rename="camel"):
@@ -263,12 +271,14 @@ SupervisorRequest = RestartSource | ReloadConfig | GetSourceConfig | EditSource
 
 
 class ConfigOutcome(msgspec.Struct, rename="camel", kw_only=True):
-    """What applying a generation did, source by source."""
+    """What applying a generation did, source by source: `updated` sources took their change in
+    place (their worker kept running), `restarted` ones got a new worker."""
 
     generation: int
     added: list[str] = []
     removed: list[str] = []
     restarted: list[str] = []
+    updated: list[str] = []
     requires_restart: list[str] = []
 
 

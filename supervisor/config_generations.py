@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from protocol.config import Settings, SourceSettings
+from protocol.config import HOT_SOURCE_FIELDS, Settings, changed_source_fields
 from supervisor.config_loader import load_settings
 from supervisor.errors import StartupError
 from supervisor.flags import Flags
@@ -51,12 +51,9 @@ class Plan:
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     restarted: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)  # only hot fields changed: applied in place
     requires_restart: list[str] = field(default_factory=list)
     next_index: int = 0
-
-    @property
-    def empty(self) -> bool:
-        return not (self.added or self.removed or self.restarted)
 
 
 def _changed_paths(old: object, new: object, prefix: str) -> list[str]:
@@ -66,17 +63,13 @@ def _changed_paths(old: object, new: object, prefix: str) -> list[str]:
     return [] if old == new else [prefix]
 
 
-def _same_source(a: SourceSettings, b: SourceSettings) -> bool:
-    return msgspec.structs.replace(a, index=0) == msgspec.structs.replace(b, index=0)
-
-
 def plan(running: Settings, candidate: Settings, next_index: int) -> Plan:
     """A source keeps its index (it names the worker's control endpoint, which the API is
-    connected to); a new source gets one never used before. Any change to a source restarts
-    only its worker."""
+    connected to); a new source gets one never used before. A change to hot fields only is
+    applied in place by the worker; any other change restarts only that source's worker."""
     old = {s.id: s for s in running.sources}
     sources = []
-    added, restarted = [], []
+    added, restarted, updated = [], [], []
     for src in candidate.sources:
         before = old.get(src.id)
         if before is None:
@@ -85,12 +78,15 @@ def plan(running: Settings, candidate: Settings, next_index: int) -> Plan:
             added.append(src.id)
         else:
             sources.append(msgspec.structs.replace(src, index=before.index))
-            if not _same_source(before, src):
+            changed = changed_source_fields(before, src)
+            if changed - HOT_SOURCE_FIELDS:
                 restarted.append(src.id)
+            elif changed:
+                updated.append(src.id)
     removed = [sid for sid in old if candidate.source(sid) is None]
     old_raw, new_raw = msgspec.to_builtins(running), msgspec.to_builtins(candidate)
     requires_restart = [p for key in RESTART_KEYS for p in _changed_paths(old_raw[key], new_raw[key], key)]
     kept = {f.name: getattr(running, f.name) for f in msgspec.structs.fields(Settings)
             if f.encode_name in RESTART_KEYS}
     settings = msgspec.structs.replace(candidate, sources=sources, **kept)
-    return Plan(settings, added, removed, restarted, requires_restart, next_index)
+    return Plan(settings, added, removed, restarted, updated, requires_restart, next_index)

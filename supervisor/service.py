@@ -43,6 +43,7 @@ from supervisor.config_watch import ConfigWatch
 from supervisor.control_server import SupervisorControl
 from supervisor.errors import EXIT_OK, EXIT_RUNTIME
 from supervisor.restart_policy import RestartPolicy
+from supervisor.worker_updates import update_in_place
 
 log = logging.getLogger("icey.supervisor")
 
@@ -57,6 +58,7 @@ class Service:
         self.worker_tasks: dict[str, asyncio.Task] = {}
         self.retiring: set[asyncio.Task] = set()
         self.retiring_workers: dict[str, Child] = {}  # removed, still stopping: their last events count
+        self.updates: set[asyncio.Task] = set()  # hot settings on their way to running workers
         watched = settings.supervisor.watch_config and settings.config_exists
         self.watch = ConfigWatch(Path(settings.config_path), self._on_file_change) if watched else None
         self.checks = checks
@@ -203,17 +205,34 @@ class Service:
             assert src is not None
             register_source_url(src.url)
             self.workers[source_id].request_restart()
+        for source_id in change.updated:
+            update = asyncio.create_task(self._update(source_id))
+            self.updates.add(update)
+            update.add_done_callback(self.updates.discard)
         outcome = ConfigOutcome(generation=self.config.generation, added=change.added, removed=change.removed,
-                                restarted=change.restarted, requires_restart=change.requires_restart)
-        log.info("config generation %d applied (%s): added %s, removed %s, restarted %s%s", outcome.generation,
-                 origin, change.added or "none", change.removed or "none", change.restarted or "none",
+                                restarted=change.restarted, updated=change.updated,
+                                requires_restart=change.requires_restart)
+        log.info("config generation %d applied (%s): added %s, removed %s, restarted %s, updated in place %s%s",
+                 outcome.generation, origin, change.added or "none", change.removed or "none",
+                 change.restarted or "none", change.updated or "none",
                  f"; needs a service restart: {', '.join(change.requires_restart)}"
                  if change.requires_restart else "")
         self.publish()
         self.emit(SERVICE_EVENT_SOURCE, "config.applied", ConfigData(
             generation=outcome.generation, origin=origin, added=change.added, removed=change.removed,
-            restarted=change.restarted, requires_restart=change.requires_restart))
+            restarted=change.restarted, updated=change.updated, requires_restart=change.requires_restart))
         return outcome
+
+    async def _update(self, source_id: str) -> None:
+        """Hot settings to a running worker; one that cannot take them is restarted instead (its
+        settings file already holds them). A worker not running reads them when it starts."""
+        child, src = self.workers.get(source_id), self.settings.source(source_id)
+        if child is None or src is None or child.info.state != "running":
+            return
+        why = await update_in_place(self.runtime_dir, src)
+        if why is not None and self.workers.get(source_id) is child:
+            log.warning("worker:%s did not take its new settings in place (%s); restarting it", source_id, why)
+            child.request_restart()
 
     def _retire(self, source_id: str) -> None:
         """A removed source: announced, then its worker stopped (SIGTERM: its sessions close and
@@ -304,7 +323,7 @@ class Service:
         await asyncio.gather(*(c.stop() for c in self.workers.values()), *([self.turn.stop()] if self.turn else []),
                              *self.retiring)
         await self.api.stop()
-        for t in [*tasks, *self.worker_tasks.values()]:
+        for t in [*tasks, *self.worker_tasks.values(), *self.updates]:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self.pub.close()

@@ -176,11 +176,11 @@ def test_bad_configs_are_refused_whole(icey):
     cfg_path.write_text(json.dumps({**_config("a"), "stun": stun, "sources": [{"id": "a", "source": DEMO,
                                                                                 "maxViewers": 2}]}))
     ok = server.request("POST", "/api/config/reload")
-    assert ok.status == 200 and ok.json()["restarted"] == ["a"] and ok.json()["requiresRestart"] == ["stun.urls"]
+    assert ok.status == 200 and ok.json()["updated"] == ["a"] and ok.json()["requiresRestart"] == ["stun.urls"]
     status = server.status()
     assert status["config"]["generation"] == 2 and status["config"]["requiresRestart"] == ["stun.urls"]
     assert server.get("/api/config").json()["stun"]["urls"] == []  # not applied half-way
-    assert server.children()["api"] == children["api"]
+    assert server.children() == children
     events.close()
 
 
@@ -240,3 +240,19 @@ def test_removing_a_recording_source_finalizes_its_segment(icey, tmp_path):
     assert len(segments) == 1 and not segments[0].get("open"), segments
     info = ffprobe(record_dir / "r" / segments[0]["file"])
     assert info["decode_errors"] == "" and float(info["format"]["duration"]) >= 2.0
+
+
+async def test_max_viewers_is_applied_in_place(icey):
+    server = icey(["--no-turn"], config=_config("a"))
+    _online(server, "a")
+    before = server.children()
+    first = await watch(server.base, "a", audio=False, decode=False)
+    assert first.status == 201
+    changed = await asyncio.to_thread(server.request, "PATCH", "/api/config/sources/a",
+                                      {"Content-Type": "application/json"}, _json({"maxViewers": 1}))
+    assert changed.status == 200 and changed.json()["updated"] == ["a"] and changed.json()["restarted"] == []
+    await until(lambda: "applied in place: max_viewers" in server.stderr(), 5, what="the worker took it")
+    second = await watch(server.base, "a", audio=False, decode=False)
+    assert second.status == 503 and b"limit of 1 viewers" in second.body
+    assert server.children() == before
+    await first.close()

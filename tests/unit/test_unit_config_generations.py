@@ -37,11 +37,12 @@ def test_plan_touches_only_what_changed(tmp_path):
     path = with_sources(tmp_path, [{"id": "a", "source": DEMO}, {"id": "b", "source": DEMO},
                                    {"id": "c", "source": DEMO}])
     running = reader("-c", str(path)).load()
-    path.write_text(json.dumps({"sources": [{"id": "c", "source": DEMO}, {"id": "a", "source": DEMO, "maxViewers": 2},
+    path.write_text(json.dumps({"sources": [{"id": "c", "source": DEMO, "video": {"bitrate": 1_000_000}},
+                                            {"id": "a", "source": DEMO, "maxViewers": 2},
                                             {"id": "d", "source": DEMO}],
                                 "http": {"port": 4600}, "auth": {"token": "a-token-that-is-long-enough"}}))
     change = plan(running, reader("-c", str(path)).load(), next_index=3)
-    assert (change.added, change.removed, change.restarted) == (["d"], ["b"], ["a"])
+    assert (change.added, change.removed, change.restarted, change.updated) == (["d"], ["b"], ["c"], ["a"])
     assert change.requires_restart == ["http.port", "auth.token"]
     assert {s.id: s.index for s in change.settings.sources} == {"c": 2, "a": 0, "d": 3}
     assert change.settings.http.port == 4500 and change.settings.auth.token == ""  # kept until a restart
