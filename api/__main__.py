@@ -43,7 +43,7 @@ def main() -> None:
     async def run() -> None:
         view = StateView()
         receiver = asyncio.create_task(receive_forever(view, args.runtime_dir))
-        app = create_app(settings, view, ControlClient(settings, args.runtime_dir))
+        app = create_app(settings, view, ControlClient(settings, args.runtime_dir), args.runtime_dir)
         report = SupervisorReport(app.extensions["icey"].documents, args.runtime_dir)
         reporter = asyncio.create_task(report.run())
         config = ListenerConfig(LimitedListener(args.http_fd, connection_limit(settings.http.max_connections)))

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException
 
 from api import (
     artifact_routes,
+    config_routes,
     cors,
     event_routes,
+    live_settings,
     local_writes,
     metrics_routes,
     openapi_routes,
@@ -35,11 +39,13 @@ _ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
                 415: "unsupported_media_type"}
 
 
-def create_app(settings: Settings, view: StateView, control: ControlClient) -> Quart:
+def create_app(settings: Settings, view: StateView, control: ControlClient, runtime_dir: Path) -> Quart:
     # No static folder: Quart's default serves <cwd>/static at /static/<path>, without a token.
     app = Quart("icey-api", static_folder=None)
-    app.extensions["icey"] = AppParts(settings, Documents(settings, view), control, view.events,
-                                      SessionAdmission(settings.webrtc, view))
+    parts = AppParts(settings, Documents(settings, view), control, view.events,
+                     SessionAdmission(settings.webrtc, view), runtime_dir)
+    app.extensions["icey"] = parts
+    view.on_config_generation = lambda: live_settings.refresh(parts)
     app.config.update(MAX_CONTENT_LENGTH=MAX_SDP_BYTES, BODY_TIMEOUT=BODY_TIMEOUT_SEC)  # the largest body: an offer
     app.asgi_app = BodyLimit(app.asgi_app, MAX_SDP_BYTES)  # type: ignore[method-assign]
     app.register_blueprint(operator_routes.bp)
@@ -51,6 +57,7 @@ def create_app(settings: Settings, view: StateView, control: ControlClient) -> Q
     app.register_blueprint(metrics_routes.bp)
     app.register_blueprint(openapi_routes.bp)
     app.register_blueprint(snapshot_routes.bp)
+    app.register_blueprint(config_routes.bp)
 
     names = allowed_names(settings)
     origins = cors.normalized(settings.auth.allowed_origins)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 from quart import current_app
 
@@ -21,16 +22,20 @@ from protocol.messages import ControlError, ControlReply, ControlRequest, Superv
 
 # What a worker's ControlError code means over HTTP ("internal": the worker failed, the API did not).
 CONTROL_STATUS = {"bad_request": 400, "not_found": 404, "conflict": 409, "busy": 503, "unavailable": 503,
-                  "internal": 502}
+                  "internal": 502, "precondition_failed": 412}
 
 
-@dataclass(frozen=True)
+@dataclass
 class AppParts:
+    """`settings` is replaced when the supervisor applies a new config generation (see
+    api/live_settings.py); routes read it per request through `settings()`."""
+
     settings: Settings
     documents: Documents
     control: ControlClient
     events: EventStore
     admission: SessionAdmission
+    runtime_dir: Path
 
 
 class ApiError(Exception):

@@ -56,6 +56,16 @@ class _Channel(Generic[Reply]):
         self.ids = itertools.count(1)
         self.reader: asyncio.Task | None = None
 
+    def close(self) -> None:
+        """Pending requests fail at once: nobody will answer them."""
+        if self.reader is not None:
+            self.reader.cancel()
+        for future in self.pending.values():
+            if not future.done():
+                future.set_exception(PeerUnavailable(f"{self.peer} was removed"))
+        self.pending.clear()
+        self.sock.close(0)
+
     async def read_replies(self) -> None:
         while True:
             frames = await self.sock.recv_multipart()
@@ -96,16 +106,30 @@ class _Channel(Generic[Reply]):
 
 class ControlClient:
     def __init__(self, settings: Settings, runtime_dir: Path) -> None:
-        ctx = zmq.asyncio.Context.instance()
-        self.channels = {src.id: _Channel(ctx, ipc.control_endpoint(runtime_dir, src.index), f"worker {src.id}",
-                                          decode_reply)
-                         for src in settings.sources}
-        self.supervisor = _Channel(ctx, ipc.supervisor_endpoint(runtime_dir), "the supervisor",
+        self.ctx = zmq.asyncio.Context.instance()
+        self.runtime_dir = runtime_dir
+        self.channels: dict[str, _Channel[ControlReply]] = {}
+        self.sync(settings)
+        self.supervisor = _Channel(self.ctx, ipc.supervisor_endpoint(runtime_dir), "the supervisor",
                                    decode_supervisor_reply)
+
+    def sync(self, settings: Settings) -> None:
+        """A channel per configured source: new sources get one, removed ones lose theirs (a
+        source keeps its index, so an existing channel stays connected to the right worker)."""
+        wanted = {src.id: src.index for src in settings.sources}
+        for source_id in [sid for sid in self.channels if sid not in wanted]:
+            self.channels.pop(source_id).close()
+        for source_id, index in wanted.items():
+            if source_id not in self.channels:
+                self.channels[source_id] = _Channel(self.ctx, ipc.control_endpoint(self.runtime_dir, index),
+                                                    f"worker {source_id}", decode_reply)
 
     async def request(self, source_id: str, request: ControlRequest,
                       timeout: float = DEFAULT_TIMEOUT_SEC) -> ControlReply:
-        return await self.channels[source_id].request(request, timeout)
+        channel = self.channels.get(source_id)
+        if channel is None:
+            raise PeerUnavailable(f"worker {source_id} is not configured")
+        return await channel.request(request, timeout)
 
     async def ask_supervisor(self, request: SupervisorRequest,
                              timeout: float = DEFAULT_TIMEOUT_SEC) -> SupervisorReply:

@@ -16,6 +16,7 @@ from protocol.config import Settings, SourceSettings
 from protocol.messages import (
     AudioInfo,
     Check,
+    ConfigInfo,
     ProcessInfo,
     RecordStatus,
     SessionInfo,
@@ -163,6 +164,7 @@ class Status(Readiness, rename="camel", kw_only=True):
     intelligence: IntelligenceEnabled
     sources: list[SourceItem]
     processes: Processes
+    config: ConfigInfo | None = None  # the running config generation (None before the supervisor speaks)
 
 
 def _ms(seconds: float | None) -> int | None:
@@ -351,6 +353,7 @@ class Documents:
                 api=ApiView(os.getpid(), sup.api.restarts if sup else 0, self.view.received, self.view.dropped,
                             self.view.rejected),
                 turn=TurnView(sup.turn.pid, sup.turn.state, sup.turn.restarts) if sup and sup.turn else None),
+            config=sup.config if sup else None,
         )
 
     def turn_running(self) -> bool:

@@ -15,6 +15,8 @@ from typing import Literal, get_args
 from api.documents import Readiness, SourceItem, Status
 from api.schemas import (
     BrowserConfig,
+    ConfigApplied,
+    ConfiguredSources,
     ErrorBody,
     EventList,
     Health,
@@ -96,6 +98,7 @@ def _error(description: str) -> Reply:
 
 ERRORS = {
     400: _error("Bad request: an unreadable parameter or body."),
+    412: _error("If-Match names a config generation that is no longer the running one."),
     403: _error("Without auth.token, only clients on the server's host may change anything."),
     404: _error("No such source, session or file."),
     405: _error("Method not allowed."),
@@ -129,6 +132,11 @@ OFFER = Body(SDP)
 SESSION_RULE = "/api/sources/<source_id>/<any(whep, whip):kind>/<session_id>"
 PAGE = {200: Reply("The page.", (Body("text/html"),))}
 ARTIFACT_TYPES = ("video/mp4", "audio/mp4", "image/jpeg", "image/png", "image/webp", JSON)
+
+CONFIG_APPLIED = {200: Reply("Applied: what it did, source by source.", (Body(JSON, ConfigApplied),), ("ETag",),
+                            ("ETag",))}
+CONFIG_ENTRY = Body(JSON, dict)
+IF_MATCH = Param("If-Match", "header", 'The config generation the edit is based on, e.g. "3" (412 when stale).')
 
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/health", "operator.health", "Liveness: 200 while the API runs.",
@@ -197,6 +205,19 @@ ROUTES: tuple[Route, ...] = (
                       ("Content-Range",)),
            304: Reply("Not modified."), **errors(404, 416)},
           params=(Param("Range", "header", "bytes=<first>-<last>"),)),
+    Route("GET", "/api/config/sources", "config.list_configured", "The configured sources (credentials masked).",
+          {200: Reply("The entries.", (Body(JSON, ConfiguredSources),), ("ETag", "Cache-Control"), ("ETag",)),
+           **errors(503, 504)}),
+    Route("POST", "/api/config/sources", "config.add_source", "Add a source: checked, written back, applied.",
+          {**CONFIG_APPLIED, **errors(400, 403, 409, 412, 503, 504)}, params=(IF_MATCH,), body=CONFIG_ENTRY),
+    Route("PUT", "/api/config/sources/<source_id>", "config.replace_source", "Replace a source's entry.",
+          {**CONFIG_APPLIED, **errors(400, 403, 404, 409, 412, 503, 504)}, params=(IF_MATCH,), body=CONFIG_ENTRY),
+    Route("PATCH", "/api/config/sources/<source_id>", "config.patch_source", "Merge-patch a source's entry.",
+          {**CONFIG_APPLIED, **errors(400, 403, 404, 409, 412, 503, 504)}, params=(IF_MATCH,), body=CONFIG_ENTRY),
+    Route("DELETE", "/api/config/sources/<source_id>", "config.remove_source", "Remove a source.",
+          {**CONFIG_APPLIED, **errors(400, 403, 404, 412, 503, 504)}, params=(IF_MATCH,)),
+    Route("POST", "/api/config/reload", "config.reload_config", "Read the config file again (as SIGHUP).",
+          {**CONFIG_APPLIED, **errors(400, 403, 503, 504)}),
     Route("GET", "/metrics", "metrics.metrics", "Prometheus metrics (OpenMetrics when asked for in Accept).",
           {200: Reply("The metrics.", (Body("text/plain"), Body("application/openmetrics-text")))},
           auth="metrics"),

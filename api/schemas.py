@@ -7,13 +7,13 @@ more fields than listed, so a newer server still conforms to an older client's v
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
 from api.documents import SourceItem
 from protocol.events import SourceEvent
-from protocol.messages import SessionInfo
+from protocol.messages import ConfigOutcome, SessionInfo
 from protocol.recordings import RecordingItem
 from protocol.vocabulary import Mode
 
@@ -121,3 +121,19 @@ class EventList(msgspec.Struct, rename="camel"):
 class RecordingList(msgspec.Struct, rename="camel"):
     item_count: int
     items: list[RecordingItem]
+
+
+class ConfiguredSources(msgspec.Struct, rename="camel"):
+    """GET /api/config/sources: the source entries as configured (URL credentials masked)."""
+
+    generation: int | None
+    item_count: int
+    items: list[dict[str, Any]]
+    stored_in: str  # the file API edits are written to (its name only)
+
+
+class ConfigApplied(ConfigOutcome, rename="camel", kw_only=True):
+    """A config change or reload applied: what it did, source by source."""
+
+    status: Literal["ok"]
+    detail: str

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,12 @@ class StateView:
     dropped: int = 0
     rejected: int = 0  # well-formed, but from a process that is not that source's worker
     events: EventStore = field(default_factory=EventStore)
+    # Called when the supervisor announces a config generation the API has not loaded yet.
+    on_config_generation: Callable[[], None] | None = None
+
+    def _from_the_supervisor(self, pid: int) -> bool:
+        """The supervisor's own events (config.*, source.removed) carry its pid."""
+        return self.supervisor is not None and self.supervisor.pid == pid
 
     def _from_its_worker(self, source_id: str, pid: int) -> bool:
         """A source's state and events come only from the worker the supervisor started for it.
@@ -55,7 +62,7 @@ class StateView:
             return
         self.received += 1
         if isinstance(msg, EventMessage):
-            if not self._from_its_worker(msg.event.source_id, msg.pid):
+            if not self._from_the_supervisor(msg.pid) and not self._from_its_worker(msg.event.source_id, msg.pid):
                 self.rejected += 1
                 return
             self.events.add(msg.event)
@@ -63,7 +70,10 @@ class StateView:
         if isinstance(msg, SupervisorState):
             if self.supervisor is not None and msg.pid == self.supervisor.pid and msg.seq < self.supervisor.seq:
                 return
+            known = self.supervisor.config.generation if self.supervisor is not None else None
             self.supervisor, self.supervisor_at = msg, now
+            if known != msg.config.generation and self.on_config_generation is not None:
+                self.on_config_generation()
             return
         if not self._from_its_worker(msg.source_id, msg.pid):
             self.rejected += 1

@@ -229,7 +229,8 @@ class WebRtcConfig(_Camel):
 class SupervisorConfig(_Camel):
     """Restart policy knobs. Defaults suit production; tests shrink them. A worker given up after
     a crash loop is tried again after `givenUpRetrySec` (0: only on request), so a camera that
-    crashed its worker for a while comes back without an operator."""
+    crashed its worker for a while comes back without an operator. `watchConfig` reloads the
+    config file when it changes."""
 
     restart_initial_ms: Annotated[int, Meta(ge=10, le=600_000)] = 500
     restart_max_ms: Annotated[int, Meta(ge=10, le=3_600_000)] = 30_000
@@ -239,6 +240,8 @@ class SupervisorConfig(_Camel):
     given_up_retry_sec: Annotated[float, Meta(ge=0.0, le=604_800.0)] = 300.0
     stop_timeout_sec: Annotated[float, Meta(ge=0.1, le=300.0)] = 5.0
     heartbeat_ms: Annotated[int, Meta(ge=50, le=60_000)] = 1000
+    # Reload when the config file changes (as on SIGHUP), checked every second.
+    watch_config: bool = False
 
 
 class ReadyConfig(_Camel):
@@ -296,6 +299,10 @@ SOURCE_OVERRIDE_TYPES: dict[str, type] = {
 }
 
 
+# Source keys a running worker applies in place (the rest restart only that source's worker).
+HOT_SOURCE_FIELDS = frozenset({"max_viewers"})
+
+
 class SourceSettings(_Camel):
     """One resolved source: what its worker opens and how the API describes it."""
 
@@ -313,6 +320,11 @@ class SourceSettings(_Camel):
     video: VideoConfig
     audio: AudioConfig
     intelligence: IntelligenceConfig
+
+
+def changed_source_fields(old: SourceSettings, new: SourceSettings) -> set[str]:
+    """The fields whose values differ, the index (which endpoint the worker binds) aside."""
+    return {f for f in old.__struct_fields__ if f != "index" and getattr(old, f) != getattr(new, f)}
 
 
 class Settings(_Camel):
@@ -339,6 +351,10 @@ class Settings(_Camel):
     # artifact folders are shared, and retention deletes only the artifacts of these sources.
     source_ids: list[str] = []
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
+    # Where API edits of the source list are written: the config file ("config"), or, when the
+    # sources come from flags/env (or there is no file), the state file in the record dir ("state").
+    edits_path: str = ""
+    edits_kind: str = "config"
 
     def source(self, source_id: str) -> SourceSettings | None:
         return next((s for s in self.sources if s.id == source_id), None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import msgspec
 
-from protocol.vocabulary import EventType, RecordTarget, SessionKind, SourceState
+from protocol.vocabulary import ConfigOrigin, EventType, RecordTarget, SessionKind, SourceState
 
 EVENT_SCHEMA = 1
 
@@ -60,7 +60,22 @@ class RecordData(msgspec.Struct, tag="record", rename="camel", kw_only=True):
     bytes_free: int | None = None  # on the disk written to, when known
 
 
-EventData = MotionData | SpeechData | ArtifactData | SourceData | SessionData | RecordData
+class ConfigData(msgspec.Struct, tag="config", rename="camel", kw_only=True):
+    """A config generation applied (or a candidate rejected: `detail` says why, with its key path)."""
+
+    generation: int
+    origin: ConfigOrigin
+    added: list[str] = []
+    removed: list[str] = []
+    restarted: list[str] = []
+    updated: list[str] = []
+    requires_restart: list[str] = []
+    detail: str | None = None
+
+
+EventData = MotionData | SpeechData | ArtifactData | SourceData | SessionData | RecordData | ConfigData
+# The source_id of service-wide events (config.*), sent by the supervisor itself.
+SERVICE_EVENT_SOURCE = ""
 
 
 class SourceEvent(msgspec.Struct, rename="camel", kw_only=True):

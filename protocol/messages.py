@@ -10,11 +10,15 @@ Times named `*_mono` are CLOCK_MONOTONIC seconds, which all processes on one hos
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
+from protocol.config import SourceSettings
 from protocol.events import SourceEvent
 from protocol.vocabulary import (
     CheckResult,
+    ConfigOrigin,
     ControlErrorCode,
     DeliveryMode,
     ProcessState,
@@ -22,6 +26,7 @@ from protocol.vocabulary import (
     RuntimeState,
     SessionKind,
     SessionState,
+    SourceEditOp,
     SourceState,
     StreamType,
 )
@@ -159,6 +164,16 @@ class StorageInfo(msgspec.Struct, kw_only=True):
     free_bytes: int
 
 
+class ConfigInfo(msgspec.Struct, rename="camel", kw_only=True):
+    """The configuration generation the service runs: `requiresRestart` lists the key paths
+    changed in the file that only a service restart applies (they are not applied until then)."""
+
+    generation: int = 1
+    loaded_at: str = ""  # RFC 3339 UTC
+    source: ConfigOrigin = "file"
+    requires_restart: list[str] = []
+
+
 class SupervisorState(msgspec.Struct, tag="supervisor", kw_only=True):
     """Service-wide facts that must survive an API restart."""
 
@@ -173,6 +188,7 @@ class SupervisorState(msgspec.Struct, tag="supervisor", kw_only=True):
     workers: dict[str, ProcessInfo]
     turn: ProcessInfo | None = None  # the TURN relay (coturn), when enabled and installed
     storage: list[StorageInfo] = []
+    config: ConfigInfo = msgspec.field(default_factory=ConfigInfo)
 
 
 class ApiReport(msgspec.Struct, tag="api-report", kw_only=True):
@@ -188,7 +204,7 @@ class ApiReport(msgspec.Struct, tag="api-report", kw_only=True):
 
 class EventMessage(msgspec.Struct, tag="event"):
     """A SourceEvent on the state plane (events are not state: the API keeps a bounded backlog).
-    `pid` is the sending worker's, checked like a WorkerState's."""
+    `pid` is the sender's: a source's worker (checked like its WorkerState) or the supervisor."""
 
     event: SourceEvent
     pid: int
@@ -241,7 +257,14 @@ class SnapshotRequest(msgspec.Struct, tag="snapshot", rename="camel", kw_only=Tr
     quality: int = SNAPSHOT_DEFAULT_QUALITY
 
 
-ControlRequest = DescribeRequest | WhepOffer | WhipOffer | CloseSession | SnapshotRequest
+class UpdateSource(msgspec.Struct, tag="update-source"):
+    """From the supervisor: this source's new settings, which differ from the running ones only
+    in keys a worker applies in place (see HOT_SOURCE_FIELDS); anything else is refused."""
+
+    source: SourceSettings
+
+
+ControlRequest = DescribeRequest | WhepOffer | WhipOffer | CloseSession | SnapshotRequest | UpdateSource
 
 
 class StreamDescription(msgspec.Struct, rename="camel"):
@@ -303,14 +326,48 @@ class RestartSource(msgspec.Struct, tag="restart-source"):
     source_id: str
 
 
-SupervisorRequest = RestartSource  # a union once the supervisor takes other requests
+class ReloadConfig(msgspec.Struct, tag="reload-config"):
+    """Read the config file again and apply what changed (as SIGHUP does)."""
+
+
+class GetSourceConfig(msgspec.Struct, tag="get-source-config"):
+    """The editable source list as configured (raw entries, before defaults are merged in)."""
+
+
+class EditSource(msgspec.Struct, tag="edit-source", kw_only=True):
+    """Add, replace, merge-patch (RFC 7396) or remove one source entry. `if_match`: refused
+    unless it is the running generation, so two editors never lose each other's change."""
+
+    op: SourceEditOp
+    source_id: str = ""
+    entry: dict[str, Any] = {}
+    if_match: int | None = None
+
+
+SupervisorRequest = RestartSource | ReloadConfig | GetSourceConfig | EditSource
+
+
+class ConfigOutcome(msgspec.Struct, rename="camel", kw_only=True):
+    """What applying a generation did, source by source: `updated` sources took their change in
+    place (their worker kept running), `restarted` ones got a new worker."""
+
+    generation: int
+    added: list[str] = []
+    removed: list[str] = []
+    restarted: list[str] = []
+    updated: list[str] = []
+    requires_restart: list[str] = []
 
 
 class SupervisorReply(msgspec.Struct, kw_only=True):
-    """`error` is None when the request was accepted; `detail` says what was done or why not."""
+    """`error` is None when the request was accepted; `detail` says what was done or why not.
+    Config requests also carry the running `generation`, and `outcome` or `sources`."""
 
     error: ControlErrorCode | None = None
     detail: str = ""
+    generation: int | None = None
+    outcome: ConfigOutcome | None = None
+    sources: list[dict[str, Any]] | None = None
 
 _state_encoder = msgspec.msgpack.Encoder()
 _state_decoder = msgspec.msgpack.Decoder(StateMessage)

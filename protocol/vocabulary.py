@@ -19,11 +19,14 @@ Mode = Literal["stream", "record", "relay"]
 SourceKindName = Literal["rtsp", "file", "device", "url", "demo", "none"]
 RequiredSources = Literal["any", "all"]  # ready.requireSources, when not a list of source ids
 # "internal": the worker failed unexpectedly while answering (its log has the traceback).
-ControlErrorCode = Literal["bad_request", "not_found", "conflict", "busy", "unavailable", "internal"]
+ControlErrorCode = Literal["bad_request", "not_found", "conflict", "busy", "unavailable", "internal",
+                           "precondition_failed"]
 EventType = Literal["motion.start", "motion.end", "speech.start", "speech.stop", "snapshot", "clip",
                     "source.online", "source.offline", "session.opened", "session.closed",
-                    "record.failed", "record.resumed"]
+                    "record.failed", "record.resumed", "source.removed", "config.applied", "config.rejected"]
 # Whether a source's recording works: "off" when it records nothing, "failing" while writes fail.
 RecordState = Literal["recording", "failing", "off"]
 # What a worker writes to disk: segments (continuous or a WHIP publisher's), snapshots, clips.
 RecordTarget = Literal["recording", "snapshots", "clips"]
+ConfigOrigin = Literal["file", "api", "signal"]  # what made the supervisor load a config generation
+SourceEditOp = Literal["add", "replace", "patch", "remove"]

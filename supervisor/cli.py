@@ -57,6 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         if settings.config_error is not None:
             print(f"Error: invalid config file '{settings.config_path}': {settings.config_error}", file=sys.stderr)
             return EXIT_CONFIG
+        if flags.check_config:
+            for warning in settings.warnings:
+                print(f"Warning: {warning}", file=sys.stderr)
+            print(f"Config OK: {settings.config_path if settings.config_exists else 'defaults'}; "
+                  f"{len(settings.sources)} source(s)")
+            return EXIT_OK
         for warning in settings.warnings:
             print(f"Warning: {escape_controls(warning)}", file=sys.stderr)
         checks = preflight.gate(settings)
@@ -77,10 +83,11 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
     print(_banner(settings, "https" if settings.tls.cert else "http"), flush=True)
 
+    from supervisor.config_generations import ConfigReader
     from supervisor.service import Service
 
     log.info("starting %d source(s)", len(settings.sources))
-    return asyncio.run(Service(settings, checks, degrading, http_socket).run())
+    return asyncio.run(Service(settings, checks, degrading, http_socket, ConfigReader(flags, dict(os.environ))).run())
 
 
 if __name__ == "__main__":

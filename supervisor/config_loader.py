@@ -35,6 +35,9 @@ from supervisor.errors import ConfigError, UsageError
 from supervisor.flags import SOURCE_ID, Flags, check_log_level, check_mode, parse_port, split_source
 
 DEFAULT_CONFIG = "./config.json"
+# Where API edits of the source list persist when the sources come from flags/env (no file to
+# write): `<recordDir>/.icey-sources.json`, `{"sources": [...]}`, read at start in their place.
+STATE_FILE = ".icey-sources.json"
 # Folders under the record dir that hold snapshots, clips and recordings: a source id must not
 # shadow them (its segments would land where the artifact retention sweeps).
 RESERVED_IDS = frozenset({"snapshots", "clips", "recordings"})
@@ -137,8 +140,8 @@ def _check_source_url(url: str, key: str) -> None:
         raise ConfigError(f"invalid {key}: {problem}")
 
 
-def _read_file(path: Path) -> tuple[dict, list[str]]:
-    """The raw file and its warnings; raises ConfigError with the reason icey would give."""
+def _read_file(path: Path) -> dict:
+    """The raw file; raises ConfigError with the reason icey would give."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError:
@@ -149,7 +152,7 @@ def _read_file(path: Path) -> tuple[dict, list[str]]:
         raise ConfigError(f"JSON syntax error: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     if not isinstance(raw, dict):
         raise ConfigError("expected a JSON object at the top level")
-    return raw, [f"unknown config key '{k}' (ignored)" for k in unknown_keys(raw, FileConfig)]
+    return raw
 
 
 def _validate(cfg: FileConfig, raw: dict, warnings: list[str]) -> None:
@@ -157,21 +160,7 @@ def _validate(cfg: FileConfig, raw: dict, warnings: list[str]) -> None:
     _check_port(cfg.turn.port, "turn.port")
     if cfg.media.mode not in MODES:
         raise ConfigError(f"invalid media.mode '{cfg.media.mode}': expected stream, record, or relay")
-    seen: set[str] = set()
-    for i, entry in enumerate(cfg.sources):
-        if entry.id and not SOURCE_ID.fullmatch(entry.id):
-            raise ConfigError(f"invalid sources[{i}].id '{entry.id}': expected 1-64 of A-Z a-z 0-9 _ -,"
-                              " starting with a letter or digit")
-        if entry.id in RESERVED_IDS:
-            raise ConfigError(f"invalid sources[{i}].id '{entry.id}': reserved for the artifact folders "
-                              f"({', '.join(sorted(RESERVED_IDS))})")
-        if entry.id and entry.id in seen:
-            raise ConfigError(f"duplicate sources[{i}].id '{entry.id}'")
-        seen.add(entry.id)
-        if entry.mode is not None and entry.mode not in MODES:
-            raise ConfigError(f"invalid sources[{i}].mode '{entry.mode}': expected stream, record, or relay")
-        _check_source_url(entry.source, f"sources[{i}].source")
-        _effective_media(cfg, raw["sources"][i], f"sources[{i}].")
+    _validate_sources(cfg, raw.get("sources") or [], "sources")
     if cfg.ready.require_sources == []:
         raise ConfigError('invalid ready.requireSources []: expected "any", "all", or a non-empty list of source ids')
     _check_source_url(cfg.media.source, "media.source")
@@ -179,6 +168,51 @@ def _validate(cfg: FileConfig, raw: dict, warnings: list[str]) -> None:
         warnings.append(f"turn.credentialTtlSeconds {cfg.turn.credential_ttl_seconds} clamped to {MAX_TURN_TTL}")
         cfg.turn.credential_ttl_seconds = MAX_TURN_TTL
     _validate_turn_relay(cfg, warnings)
+
+
+def _validate_sources(cfg: FileConfig, raw_sources: list, key: str) -> None:
+    seen: set[str] = set()
+    for i, entry in enumerate(cfg.sources):
+        if entry.id and not SOURCE_ID.fullmatch(entry.id):
+            raise ConfigError(f"invalid {key}[{i}].id '{entry.id}': expected 1-64 of A-Z a-z 0-9 _ -,"
+                              " starting with a letter or digit")
+        if entry.id in RESERVED_IDS:
+            raise ConfigError(f"invalid {key}[{i}].id '{entry.id}': reserved for the artifact folders "
+                              f"({', '.join(sorted(RESERVED_IDS))})")
+        if entry.id and entry.id in seen:
+            raise ConfigError(f"duplicate {key}[{i}].id '{entry.id}'")
+        seen.add(entry.id)
+        if entry.mode is not None and entry.mode not in MODES:
+            raise ConfigError(f"invalid {key}[{i}].mode '{entry.mode}': expected stream, record, or relay")
+        _check_source_url(entry.source, f"{key}[{i}].source")
+        _effective_media(cfg, raw_sources[i], f"{key}[{i}].")
+
+
+def _state_sources(path: Path, given: list | None) -> list | None:
+    """The source list of the state file (`given` stands in for the file when an edit is checked)."""
+    if given is not None:
+        return given
+    if not path.is_file():
+        return None
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"Error: invalid state file '{path}': {exc}") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("sources"), list):
+        raise ConfigError(f"Error: invalid state file '{path}': expected {{\"sources\": [...]}}")
+    return raw["sources"]
+
+
+def _use_state_sources(cfg: FileConfig, raw: dict, state: list, path: Path) -> dict:
+    """The state file's list replaces the flag/env sources; checked with the file's rules."""
+    try:
+        cfg.sources = msgspec.convert(state, list[SourceEntry])
+        _validate_sources(cfg, state, "sources")
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"Error: invalid state file '{path}': {_validation_reason(exc, 'sources')}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"Error: invalid state file '{path}': {exc.message}") from None
+    return {**raw, "sources": state}
 
 
 def _validate_turn_relay(cfg: FileConfig, warnings: list[str]) -> None:
@@ -279,12 +313,13 @@ def _apply_flags(cfg: FileConfig, flags: Flags) -> None:
 
 
 def _source_entries(cfg: FileConfig, override: list[SourceOverride] | None,
-                    raw_sources: list) -> list[tuple[SourceEntry, dict, str | None]]:
+                    raw_sources: list | None) -> list[tuple[SourceEntry, dict, str | None]]:
     """(entry, its raw per-source overrides, the flag or variable it came from) in order;
-    env/flag sources replace the file's."""
+    env/flag sources replace the file's. A `sources` key, even an empty list, is the whole list
+    (so removing the last source sticks)."""
     if override is not None:
         return [(SourceEntry(id=i or "", source=url), {}, origin) for i, url, origin in override]
-    if cfg.sources:
+    if raw_sources is not None:
         return [(e, raw_sources[n] if n < len(raw_sources) and isinstance(raw_sources[n], dict) else {}, None)
                 for n, e in enumerate(cfg.sources)]
     if cfg.media.source or cfg.media.mode != "stream":
@@ -355,24 +390,28 @@ def _unknown_required_source(ready: ReadyConfig, sources: list[SourceSettings]) 
     return None
 
 
-def load_settings(flags: Flags, env: typing.Mapping[str, str]) -> Settings:
+def load_settings(flags: Flags, env: typing.Mapping[str, str], *, file_raw: dict | None = None,
+                  state_sources: list | None = None) -> Settings:
     """Raises UsageError (2) for bad env/flag values and ConfigError (3) for a missing explicit
-    config file, a weak secret, a value with a control character or an env/flag source no worker
-    may open. An invalid file does not raise: it is reported in `config_error` (so `--doctor` can
-    show it) and the caller exits 3."""
+    config file, a weak secret, a value with a control character, an env/flag source no worker may
+    open or a bad state file. An invalid config file does not raise: it is reported in
+    `config_error` (so `--doctor` can show it) and the caller exits 3. `file_raw` / `state_sources`
+    stand in for the files' contents, so an edit is checked by exactly these rules before anything
+    is written."""
     env_level = _env(env, "ICEY_LOG_LEVEL")
     log_level = flags.log_level or (check_log_level(env_level, "ICEY_LOG_LEVEL") if env_level else "info")
     explicit = flags.config or _env(env, "ICEY_CONFIG")
     path = Path(explicit or DEFAULT_CONFIG)
-    exists = path.is_file()
-    if explicit and not path.exists():
+    exists = path.is_file() or file_raw is not None
+    if explicit and file_raw is None and not path.exists():
         raise ConfigError(f"Error: config file not found: {explicit}")
     cfg, error = FileConfig(), None
     warnings: list[str] = []
     raw: dict = {}
     if exists:
         try:
-            raw, warnings = _read_file(path)
+            raw = _read_file(path) if file_raw is None else file_raw
+            warnings = [f"unknown config key '{k}' (ignored)" for k in unknown_keys(raw, FileConfig)]
             cfg = msgspec.convert(raw, FileConfig)
             _validate(cfg, raw, warnings)
             _resolve_file_paths(cfg, path.resolve().parent, raw)
@@ -390,9 +429,13 @@ def load_settings(flags: Flags, env: typing.Mapping[str, str]) -> Settings:
     source_override = [(i, url, "--source") for i, url in flags.sources] if flags.sources else env_sources
     if flags.demo:
         source_override = [*(source_override or []), *((i, url, "--demo") for i, url in DEMO_SOURCES)]
+    edits_kind = "config" if exists and source_override is None else "state"
+    edits_path = path if edits_kind == "config" else Path(cfg.media.record_dir) / STATE_FILE
+    if edits_kind == "state" and (state := _state_sources(edits_path, state_sources)) is not None:
+        raw, source_override = _use_state_sources(cfg, raw, state, edits_path), None
     if error is None and source_override is None:
         error = _sourceless_stream_entry(cfg)
-    sources = _resolve_sources(cfg, _source_entries(cfg, source_override, raw.get("sources") or []))
+    sources = _resolve_sources(cfg, _source_entries(cfg, source_override, raw.get("sources")))
     if error is None and (error := _unknown_required_source(cfg.ready, sources)) is not None:
         cfg.ready = ReadyConfig()
     return Settings(
@@ -400,5 +443,6 @@ def load_settings(flags: Flags, env: typing.Mapping[str, str]) -> Settings:
         auth=cfg.auth, turn=cfg.turn, stun=cfg.stun, webrtc=cfg.webrtc, web_root=cfg.web_root,
         record_dir=cfg.media.record_dir,
         mode=cfg.media.mode, log_level=log_level, sources=sources, supervisor=cfg.supervisor, ready=cfg.ready,
-        warnings=warnings, source_ids=[s.id for s in sources], metrics=cfg.metrics,
+        warnings=warnings, source_ids=[s.id for s in sources], metrics=cfg.metrics, edits_path=str(edits_path),
+        edits_kind=edits_kind,
     )

@@ -33,6 +33,7 @@ Options:
       --loop / --no-loop     Loop file sources (default loop)
       --no-turn              Disable TURN
       --doctor               Print the preflight report as JSON; exit 0 if ready, else 1
+      --check-config         Validate the config (file, env, flags) and exit 0, or 3 with the reason
       --version              Print the version
   -h, --help                 Print this help
 
@@ -63,6 +64,7 @@ class Flags:
     help: bool = False
     version: bool = False
     doctor: bool = False
+    check_config: bool = False
     demo: bool = False
     config: str | None = None
     host: str | None = None
@@ -147,7 +149,8 @@ def parse_flags(argv: list[str]) -> Flags:
             flags.sources.append(split_source(argv[i + 1], token))
             i += 2
             continue
-        simple = {"--doctor": ("doctor", True), "--demo": ("demo", True), "--loop": ("loop", True),
+        simple = {"--doctor": ("doctor", True), "--check-config": ("check_config", True), "--demo": ("demo", True),
+                  "--loop": ("loop", True),
                   "--no-loop": ("loop", False), "--no-turn": ("turn", False)}
         if token in simple:
             setattr(flags, *simple[token])

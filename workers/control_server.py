@@ -13,6 +13,7 @@ import zmq
 import zmq.asyncio
 
 from protocol import ipc
+from protocol.config import HOT_SOURCE_FIELDS, changed_source_fields
 from protocol.messages import (
     CloseSession,
     ControlError,
@@ -23,6 +24,7 @@ from protocol.messages import (
     SdpAnswer,
     SnapshotRequest,
     SourceDescription,
+    UpdateSource,
     WhepOffer,
     WhipOffer,
     decode_request,
@@ -55,6 +57,8 @@ class ControlServer:
             if self.stills is None:
                 return ControlError(code="unavailable", detail="no snapshots: this source has no reader of its own")
             return await self.stills.take(request)
+        if isinstance(request, UpdateSource):
+            return self._update(request)
         if isinstance(request, DescribeRequest):
             if self.reader is None:
                 return SourceDescription(source_id=self.source_id, state="offline", container=None, opened_at=None,
@@ -67,6 +71,17 @@ class ControlServer:
                 description.snapshot_decodes, description.snapshot_encodes = self.stills.decodes, self.stills.encodes
             return description
         return ControlError(code="bad_request", detail="unknown request")
+
+    def _update(self, request: UpdateSource) -> ControlReply:
+        """New hot settings from the supervisor, taken in place: the session manager reads its
+        source's settings on every request, so the next offer sees the new limit."""
+        new = request.source
+        changed = changed_source_fields(self.sessions.src, new) if new.id == self.source_id else {"id"}
+        if cold := changed - HOT_SOURCE_FIELDS:
+            return ControlError(code="conflict", detail=f"needs a restart: {', '.join(sorted(cold))}")
+        self.sessions.src = new
+        log.info("applied in place: %s", ", ".join(sorted(changed)) or "nothing changed")
+        return Done()
 
     async def _session_request(self, request: WhepOffer | WhipOffer | CloseSession) -> ControlReply:
         manager = self.sessions

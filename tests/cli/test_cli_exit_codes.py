@@ -319,3 +319,20 @@ def test_invalid_listen_address_exits_4(tmp_path):
     assert result.returncode == 4
     assert "invalid HTTP/WS listen address" in result.stderr
     assert "999.1.1.1" in result.stderr
+
+
+def test_check_config_validates_without_starting(tmp_path: Path):
+    port = free_port()
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"http": {"port": port}, "sources": [{"id": "cam", "source": "demo://testsrc2"}]}))
+    ok = run_cli(tmp_path, "--check-config", "-c", str(good))
+    assert ok.returncode == 0 and "Config OK" in ok.stdout and "1 source(s)" in ok.stdout, ok.stderr
+    with socket.socket() as s:  # nothing was started: the port is still free
+        s.bind(("127.0.0.1", port))
+    for text, reason in (('{"sources": [{"id": "a"}, {"id": "a"}]}', "duplicate sources[1].id 'a'"),
+                         ('{"http": {"port": "x"}}', "at http.port"), ("{oops", "JSON syntax error"),
+                         ('{"sources": [{"id": "a", "mode": "nope"}]}', "invalid sources[0].mode 'nope'")):
+        bad = tmp_path / "bad.json"
+        bad.write_text(text)
+        refused = run_cli(tmp_path, "--check-config", "-c", str(bad))
+        assert refused.returncode == 3 and reason in refused.stderr, (text, refused.stderr)

@@ -109,9 +109,9 @@ def test_sigterm_stops_everything(icey):
     assert "stopped" in server.stderr()
 
 
-def test_sighup_is_logged_and_the_service_keeps_running(icey):
-    """SIGHUP (reload, by convention) is not supported yet: it must not kill the service, which
-    would leave the runtime dir with settings.json behind. Its children, coturn too, never see it."""
+def test_sighup_reloads_and_an_unchanged_config_touches_nothing(icey):
+    """SIGHUP reloads the config: an unchanged one is a new generation that restarts nothing.
+    Children, coturn too, never see the signal."""
     demo = "demo://testsrc2?size=160x120&rate=10"
     server = icey(["--source", f"s1={demo}", "--source", f"s2={demo}", "--turn-port", str(free_port())],
                   config=FAST_RESTARTS, env={"ICEY_TURN_SECRET": "sighup-turn-secret-0123"})
@@ -121,12 +121,14 @@ def test_sighup_is_logged_and_the_service_keeps_running(icey):
     children = server.children()
     runtime_dir = server.runtime_dir()
     server.proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: "reloading the config is not supported yet" in server.stderr(), 5, what="SIGHUP warning")
+    wait_for(lambda: "config generation 2 applied (signal): added none, removed none, restarted none"
+             in server.stderr(), 5, what="SIGHUP reload")
     time.sleep(1.0)  # anything SIGHUP killed is gone by now
     assert server.proc.poll() is None
     assert server.children() == children
     assert alive(turn_pid) and server.status()["processes"]["turn"]["pid"] == turn_pid
     assert server.get("/api/ready").status == 200
+    assert server.status()["config"]["generation"] == 2 and server.status()["config"]["source"] == "signal"
     assert server.terminate() == 0
     assert not os.path.exists(runtime_dir)
     assert not [pid for pid in [*children.values(), turn_pid] if alive(pid)]

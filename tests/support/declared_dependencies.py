@@ -36,6 +36,7 @@ PROGRAM_PACKAGES = {
     "ip": "iproute2",
     "mount": "mount",  # a small tmpfs: a disk that fills up
     "umount": "mount",
+    "chattr": "e2fsprogs",  # root ignores a read-only mode: an immutable directory stands in for one
     "python3": "python3-gi",  # the system Python runs the GStreamer camera; python3-gi is what it needs there
 }
 # Modules that come from Debian packages, not from PyPI (imported by scripts the system Python runs).

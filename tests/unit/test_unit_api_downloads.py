@@ -51,7 +51,7 @@ async def test_a_slow_download_outlasts_the_response_timeout(tmp_path, monkeypat
     segment.write_bytes(content)
     runtime = tmp_path / "run"
     runtime.mkdir()
-    app = create_app(settings, StateView(), ControlClient(settings, runtime))
+    app = create_app(settings, StateView(), ControlClient(settings, runtime), runtime)
     app.config["RESPONSE_TIMEOUT"] = TIMEOUT_SEC
     config = Config()
     port = free_port()

@@ -34,7 +34,7 @@ async def test_an_unexpected_worker_error_is_answered_at_once(tmp_path, monkeypa
     worker = ControlServer(zmq.asyncio.Context.instance(), tmp_path, src.index, src.id, None, None,
                            BrokenSessions())  # type: ignore[arg-type]
     serving = asyncio.create_task(worker.run())
-    app = create_app(settings, StateView(), ControlClient(settings, tmp_path))
+    app = create_app(settings, StateView(), ControlClient(settings, tmp_path), tmp_path)
     try:
         started = time.monotonic()
         response = await app.test_client().post("/api/sources/cam/whep", data=b"v=0\r\nm=video 9 x 96\r\n",

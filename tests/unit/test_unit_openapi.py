@@ -4,6 +4,7 @@ url_map, every route the README lists is documented, every error is the one JSON
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from support.processes import REPO
@@ -23,7 +24,7 @@ def _settings(env: dict[str, str] | None = None):
 def _served_routes() -> set[tuple[str, str, str]]:
     """(method, rule, endpoint) of every route the app serves; HEAD and automatic OPTIONS come
     with every GET route and are not routes of their own."""
-    app = create_app(_settings(), StateView(), None)  # type: ignore[arg-type]
+    app = create_app(_settings(), StateView(), None, Path("unused-runtime-dir"))  # type: ignore[arg-type]
     served = set()
     for rule in app.url_map.iter_rules():
         methods = set(rule.methods or ()) - {"HEAD"}
