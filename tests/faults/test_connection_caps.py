@@ -31,7 +31,7 @@ def _head(sock: socket.socket) -> tuple[int, bytes]:
 
 def _get(port: int, path: str) -> tuple[socket.socket, int, bytes]:
     sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
     status, rest = _head(sock)
     return sock, status, rest
 

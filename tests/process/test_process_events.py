@@ -77,7 +77,7 @@ async def test_a_client_that_never_reads_slows_no_one(icey):
     server = _server(icey)
     stalled = socket.create_connection(("127.0.0.1", server.port))
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    stalled.sendall(b"GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n")  # and never reads
+    stalled.sendall(b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")  # and never reads
     reader = SseClient(server.base + "/api/events?type=session")
     reader.start()
     await until(lambda: reader.status == 200, 5)

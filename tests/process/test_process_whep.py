@@ -207,7 +207,7 @@ def test_an_oversized_offer_is_answered_413_before_its_body(icey):
     assert str(MAX_SDP_BYTES) in body["detail"]
     conn.close()
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:  # headers only: no body sent
-        s.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/sdp\r\n"
+        s.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/sdp\r\n"
                   f"Content-Length: 20000000\r\n\r\n".encode())
         assert s.recv(4096).startswith(b"HTTP/1.1 413")
     r = server.request("POST", path, SDP, b"v" * (MAX_SDP_BYTES + 1))

@@ -12,6 +12,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
 # aioice never offers 127.0.0.1 by default; tests stay on loopback.
+CLOSE_TIMEOUT_SEC = 10.0
 aioice.ice.get_host_addresses = lambda use_ipv4=True, use_ipv6=False: ["127.0.0.1"]
 
 
@@ -32,9 +33,14 @@ class Viewer:
         return None if self.first_frame_at is None else self.first_frame_at - self.started
 
     async def close(self) -> None:
+        """Bounded: aiortc's close can wait forever on a transport whose network is gone (a
+        vanished peer), and a test must end by itself."""
         for task in self.tasks:
             task.cancel()
-        await self.pc.close()
+        try:
+            await asyncio.wait_for(self.pc.close(), CLOSE_TIMEOUT_SEC)
+        except TimeoutError:
+            pass
 
 
 def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
