@@ -28,7 +28,7 @@ from api.schemas import (
     SourceList,
 )
 from protocol.events import SourceEvent
-from protocol.messages import SourceDescription
+from protocol.messages import SNAPSHOT_MAX_SIDE, SourceDescription
 from protocol.vocabulary import EventType
 
 JSON = "application/json"
@@ -163,8 +163,10 @@ ROUTES: tuple[Route, ...] = (
           {200: Reply("The picture.", (Body("image/jpeg", bytes),),
                       ("ETag", "Cache-Control", "Last-Modified", "X-Icey-Frame-Time"), ("ETag",)),
            304: Reply("The same picture as If-None-Match names."), **errors(400, 404, 503, 504)},
-          params=(Param("w", "query", "Fit into this width (never enlarged).", {"type": "integer", "minimum": 1}),
-                  Param("h", "query", "Fit into this height (never enlarged).", {"type": "integer", "minimum": 1}),
+          params=(Param("w", "query", "Fit into this width (never enlarged).",
+                        {"type": "integer", "minimum": 1, "maximum": SNAPSHOT_MAX_SIDE}),
+                  Param("h", "query", "Fit into this height (never enlarged).",
+                        {"type": "integer", "minimum": 1, "maximum": SNAPSHOT_MAX_SIDE}),
                   Param("q", "query", "JPEG quality 1-100.", {"type": "integer", "minimum": 1, "maximum": 100}),
                   Param("maxAge", "query", "A cached picture this young (seconds) is served as is.",
                         {"type": "number", "minimum": 0}),

@@ -37,6 +37,9 @@ class Picture:
     arrival: float  # time.monotonic() when its packet reached the worker
 
 
+MIN_SIDE = 16  # a smaller request still gets a picture one can see something in
+
+
 def fit(width: int, height: int, max_width: int, max_height: int) -> tuple[int, int]:
     """The size within max_width x max_height (0: no bound) with the picture's aspect, never larger
     than the picture itself."""
@@ -45,7 +48,12 @@ def fit(width: int, height: int, max_width: int, max_height: int) -> tuple[int, 
         scale = min(scale, max_width / width)
     if max_height > 0:
         scale = min(scale, max_height / height)
-    return max(1, round(width * scale)), max(1, round(height * scale))
+    return _even(width * scale, width), _even(height * scale, height)
+
+
+def _even(side: float, original: int) -> int:
+    """JPEG's 4:2:0 chroma wants even sides; a picture is never cut below MIN_SIDE (nor enlarged)."""
+    return min(original, max(MIN_SIDE, round(side) // 2 * 2))
 
 
 def qscale(quality: int) -> int:
