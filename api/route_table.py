@@ -28,7 +28,7 @@ from api.schemas import (
     SourceList,
 )
 from protocol.events import SourceEvent
-from protocol.messages import SNAPSHOT_MAX_SIDE, SourceDescription
+from protocol.messages import SNAPSHOT_MAX_AGE_SEC, SNAPSHOT_MAX_SIDE, SourceDescription
 from protocol.vocabulary import EventType
 
 JSON = "application/json"
@@ -169,7 +169,7 @@ ROUTES: tuple[Route, ...] = (
                         {"type": "integer", "minimum": 1, "maximum": SNAPSHOT_MAX_SIDE}),
                   Param("q", "query", "JPEG quality 1-100.", {"type": "integer", "minimum": 1, "maximum": 100}),
                   Param("maxAge", "query", "A cached picture this young (seconds) is served as is.",
-                        {"type": "number", "minimum": 0}),
+                        {"type": "number", "minimum": 0, "maximum": SNAPSHOT_MAX_AGE_SEC}),
                   Param("If-None-Match", "header", "The ETag of the picture the client has."))),
     Route("GET", "/api/sources/<source_id>/sessions", "webrtc.list_sessions", "The WebRTC peers of a source.",
           {**_ok("The sessions.", SessionList), **errors(404)}),

@@ -19,11 +19,17 @@ from werkzeug.http import http_date, parse_etags
 from api.context import ApiError, ask_worker, documents, source_or_404
 from api.documents import SourceItem
 from api.snapshot_cache import SnapshotCache
-from protocol.messages import SNAPSHOT_DEFAULT_QUALITY, SNAPSHOT_MAX_SIDE, SnapshotReply, SnapshotRequest
+from protocol.messages import (
+    SNAPSHOT_DEFAULT_QUALITY,
+    SNAPSHOT_MAX_AGE_SEC,
+    SNAPSHOT_MAX_SIDE,
+    SnapshotReply,
+    SnapshotRequest,
+)
 
 bp = Blueprint("snapshots", __name__)
 SNAPSHOT_TIMEOUT_SEC = 5.0
-MAX_AGE_LIMIT_SEC = 86_400.0
+MAX_AGE_LIMIT_SEC = SNAPSHOT_MAX_AGE_SEC
 CACHE_CONTROL = "private, max-age=1"
 CACHE = "icey.snapshots"  # the app's SnapshotCache, in app.extensions
 

@@ -243,6 +243,7 @@ class CloseSession(msgspec.Struct, tag="close"):
 # control channel (a 4K JPEG at the best quality is well under it).
 SNAPSHOT_MAX_BYTES = 4 << 20
 SNAPSHOT_MAX_SIDE = 16_384
+SNAPSHOT_MAX_AGE_SEC = 86_400.0  # the oldest cached picture a request may accept
 SNAPSHOT_DEFAULT_QUALITY = 85
 
 

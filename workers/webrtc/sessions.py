@@ -316,8 +316,13 @@ class SessionManager:
                         scrub_text(f"{type(exc).__name__}: {exc}"))
 
     async def _discard(self, session: Session) -> None:
+        """After a failed negotiation: best effort, as aiortc's close itself fails on a transceiver
+        the offer never bound (no transport); the offer is refused all the same."""
         self._stop(session)
-        await session.pc.close()
+        try:
+            await session.pc.close()
+        except Exception as exc:
+            log.debug("closing an unnegotiated session %s: %s", session.id, exc)
         await self._close_ingest(session)
 
     @staticmethod
