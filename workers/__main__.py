@@ -38,6 +38,7 @@ from workers.state_publisher import ChangeSignal, StatePublisher
 from workers.stills.keyframes import KeyframeTap
 from workers.stills.service import SnapshotService
 from workers.threads import GUARD, ThreadDeath
+from workers.webrtc import encoded_receiver
 from workers.webrtc.delivery import Delivery
 from workers.webrtc.fanout import Fanout
 from workers.webrtc.ice import restrict_host_addresses
@@ -181,6 +182,7 @@ def main() -> None:
     if src is None:
         raise SystemExit(f"unknown source id {args.source_id!r}")
     restrict_host_addresses(settings.webrtc.host_addresses)
+    encoded_receiver.install()
     run_child(f"worker:{src.id}", settings.log_level, lambda: run_worker(settings, src, args.runtime_dir))
 
 

@@ -21,11 +21,14 @@ def supervise_once(code: str, role: str = "worker:t") -> Child:
     restarted); the relayed output lands on this process's stderr."""
 
     async def run() -> Child:
-        child = Child(role, [sys.executable, "-c", code], RestartPolicy(0.1, 0.1, 60.0, 1, 60.0), lambda: None)
-        try:
-            await asyncio.wait_for(child.keep_running(), 20)
+        child = Child(role, [sys.executable, "-c", code], RestartPolicy(0.1, 0.1, 60.0, 1, 60.0), lambda: None,
+                      stop_timeout_sec=5.0)
+        running = asyncio.create_task(child.keep_running())
+        try:  # one exit and the one-crash policy gives it up (it then waits for a retry, not ours to wait)
+            await asyncio.wait_for(child.given_up.wait(), 20)
         finally:
             child.signal(signal.SIGKILL)
+            running.cancel()
         return child
 
     return asyncio.run(run())

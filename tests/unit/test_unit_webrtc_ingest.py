@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 
+import aiortc.rtcrtpreceiver as rtcrtpreceiver
 import pytest
 import zmq
 import zmq.asyncio
@@ -26,6 +27,16 @@ from workers.webrtc import encoded_receiver
 from workers.webrtc.fanout import Fanout
 from workers.webrtc.publisher import PublisherSink
 from workers.webrtc.sessions import Session, SessionManager
+
+
+@pytest.fixture(autouse=True)
+def _worker_receivers():
+    """The hook a worker installs at start, for these tests only: the test process's other aiortc
+    peers (viewers in later tests) keep aiortc's own decoder."""
+    original = rtcrtpreceiver.decoder_worker
+    encoded_receiver.install()
+    yield
+    rtcrtpreceiver.decoder_worker = original
 
 
 class FailingSink(PublisherSink):

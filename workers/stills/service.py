@@ -48,12 +48,13 @@ def fit(width: int, height: int, max_width: int, max_height: int) -> tuple[int, 
         scale = min(scale, max_width / width)
     if max_height > 0:
         scale = min(scale, max_height / height)
-    return _even(width * scale, width), _even(height * scale, height)
+    return _side(width * scale, width), _side(height * scale, height)
 
 
-def _even(side: float, original: int) -> int:
-    """JPEG's 4:2:0 chroma wants even sides; a picture is never cut below MIN_SIDE (nor enlarged)."""
-    return min(original, max(MIN_SIDE, round(side) // 2 * 2))
+def _side(side: float, original: int) -> int:
+    """A side of the fitted picture: never below MIN_SIDE (a 2x1 JPEG fails to encode), never
+    larger than the picture."""
+    return min(original, max(MIN_SIDE, round(side)))
 
 
 def qscale(quality: int) -> int:

@@ -85,7 +85,11 @@ def _forward(input_q: queue.Queue, registered: _Registration) -> None:
                 log.exception("reporting a %s sink error failed", registered.kind)
 
 
-rtcrtpreceiver.decoder_worker = _worker
+
+def install() -> None:
+    """Route aiortc's receiver threads through `_worker`: called once by the worker process, never
+    at import (a process that imports this module for other reasons keeps aiortc's decoder)."""
+    rtcrtpreceiver.decoder_worker = _worker
 
 
 def receive_encoded(track: MediaStreamTrack, sink: EncodedSink, on_error: SinkError) -> None:
