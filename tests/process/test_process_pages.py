@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from support.processes import wait_for
 
-TOKEN = "pages-token"
+TOKEN = "pages-token-0123456789"
 
 
 @pytest.fixture
