@@ -371,7 +371,7 @@ def _resolve_sources(cfg: FileConfig, entries: list[tuple[SourceEntry, dict, str
             max_viewers=media.max_viewers if entry.max_viewers is None else entry.max_viewers,
             stall_timeout_sec=media.stall_timeout_sec if entry.stall_timeout_sec is None else entry.stall_timeout_sec,
             record=msgspec.structs.replace(media.record, dir=media.record.dir or cfg.media.record_dir),
-            video=media.video, audio=media.audio, intelligence=media.intelligence,
+            video=media.video, audio=media.audio, intelligence=media.intelligence, labels=entry.labels or {},
         ))
     if len({s.id for s in resolved}) != len(resolved):
         raise UsageError("Error: duplicate source id among --source flags.")

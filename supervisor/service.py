@@ -20,6 +20,7 @@ from protocol import ipc
 from protocol.config import Settings, SourceSettings
 from protocol.events import SERVICE_EVENT_SOURCE, ConfigData, SourceEvent
 from protocol.messages import (
+    Applied,
     Check,
     ConfigInfo,
     ConfigOutcome,
@@ -197,7 +198,8 @@ class Service:
         change: Plan = plan(self.settings, candidate, self.next_index)
         self.settings, self.next_index = change.settings, change.next_index
         self.config = ConfigInfo(generation=self.config.generation + 1, loaded_at=rfc3339(), source=origin,
-                                 requires_restart=change.requires_restart)
+                                 requires_restart=change.requires_restart, updated=change.updated,
+                                 restarted=change.restarted)
         for source_id in change.removed:
             (self.runtime_dir / ipc.worker_settings_file(source_id)).unlink(missing_ok=True)
         self._write_settings()
@@ -219,17 +221,19 @@ class Service:
             self.updates.add(update)
             update.add_done_callback(self.updates.discard)
         outcome = ConfigOutcome(generation=self.config.generation, added=change.added, removed=change.removed,
-                                restarted=change.restarted, updated=change.updated,
+                                restarted=change.restarted, updated=change.updated, changed=change.changed,
                                 requires_restart=change.requires_restart)
+        restarted = [f"{sid} (for {', '.join(change.cold[sid])})" for sid in change.restarted]
         log.info("config generation %d applied (%s): added %s, removed %s, restarted %s, updated in place %s%s",
                  outcome.generation, origin, change.added or "none", change.removed or "none",
-                 change.restarted or "none", change.updated or "none",
+                 restarted or "none", change.updated or "none",
                  f"; needs a service restart: {', '.join(change.requires_restart)}"
                  if change.requires_restart else "")
         self.publish()
         self.emit(SERVICE_EVENT_SOURCE, "config.applied", ConfigData(
             generation=outcome.generation, origin=origin, added=change.added, removed=change.removed,
-            restarted=change.restarted, updated=change.updated, requires_restart=change.requires_restart))
+            restarted=change.restarted, updated=change.updated, changed=change.changed,
+            requires_restart=change.requires_restart))
         return outcome
 
     async def _update(self, source_id: str) -> None:
@@ -238,10 +242,20 @@ class Service:
         child, src = self.workers.get(source_id), self.settings.source(source_id)
         if child is None or src is None or child.info.state != "running":
             return
-        why = await update_in_place(self.runtime_dir, src)
-        if why is not None and self.workers.get(source_id) is child:
-            log.warning("worker:%s did not take its new settings in place (%s); restarting it", source_id, why)
-            child.request_restart()
+        generation = self.config.generation
+        answer = await update_in_place(self.runtime_dir, src)
+        if isinstance(answer, Applied):
+            log.info("worker:%s applied in place: %s", source_id, ", ".join(answer.paths) or "nothing")
+            return
+        if self.workers.get(source_id) is not child:
+            return
+        log.warning("worker:%s did not take its new settings in place (%s); restarting it", source_id, answer)
+        child.request_restart()
+        if self.config.generation == generation:  # the generation says what really happened
+            self.config = msgspec.structs.replace(
+                self.config, updated=[s for s in self.config.updated if s != source_id],
+                restarted=[*self.config.restarted, source_id])
+            self.publish()
 
     def _retire(self, source_id: str) -> None:
         """A removed source: announced, then its worker stopped (SIGTERM: its sessions close and
@@ -334,6 +348,8 @@ class Service:
 
     async def shutdown(self, children: list[Child], tasks: list[asyncio.Task]) -> None:
         self.runtime_state = "stopping"
+        if self.watch is not None:
+            self.watch.stop()
         self.notifier.stopping()
         self.publish()
         for child in children:
