@@ -414,7 +414,9 @@ def load_settings(flags: Flags, env: typing.Mapping[str, str], *, file_raw: dict
             warnings = [f"unknown config key '{k}' (ignored)" for k in unknown_keys(raw, FileConfig)]
             cfg = msgspec.convert(raw, FileConfig)
             _validate(cfg, raw, warnings)
-            _resolve_file_paths(cfg, path.resolve().parent, raw)
+            # The directory the file is named in, not where its symlink points: a ConfigMap's
+            # `config.json -> ..data/config.json` points into a new directory at every update.
+            _resolve_file_paths(cfg, Path(os.path.abspath(path)).parent, raw)
         except msgspec.ValidationError as exc:
             error = _validation_reason(exc)
         except ConfigError as exc:
