@@ -244,7 +244,7 @@ class SupervisorConfig(_Camel):
     given_up_retry_sec: Annotated[float, Meta(ge=0.0, le=604_800.0)] = 300.0
     stop_timeout_sec: Annotated[float, Meta(ge=0.1, le=300.0)] = 5.0
     heartbeat_ms: Annotated[int, Meta(ge=50, le=60_000)] = 1000
-    # Reload when the config file changes (as on SIGHUP), checked every second.
+    # Reload when the config file changes (as on SIGHUP): its directory is watched (watchfiles).
     watch_config: bool = False
 
 

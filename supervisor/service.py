@@ -12,6 +12,7 @@ import signal
 import socket
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import msgspec
@@ -64,6 +65,7 @@ class Service:
         self.retiring: set[asyncio.Task] = set()
         self.retiring_workers: dict[str, Child] = {}  # removed, still stopping: their last events count
         self.updates: set[asyncio.Task] = set()  # hot settings on their way to running workers
+        self.update_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         watched = settings.supervisor.watch_config and settings.config_exists
         self.watch = ConfigWatch(Path(settings.config_path), self._on_file_change) if watched else None
         self.checks = checks
@@ -238,12 +240,15 @@ class Service:
 
     async def _update(self, source_id: str) -> None:
         """Hot settings to a running worker; one that cannot take them is restarted instead (its
-        settings file already holds them). A worker not running reads them when it starts."""
-        child, src = self.workers.get(source_id), self.settings.source(source_id)
-        if child is None or src is None or child.info.state != "running":
-            return
-        generation = self.config.generation
-        answer = await update_in_place(self.runtime_dir, src)
+        settings file already holds them). A worker not running reads them when it starts.
+        One update at a time per source, each with the settings current when it is sent, so two
+        quick edits can never reach the worker in the wrong order."""
+        async with self.update_locks[source_id]:
+            child, src = self.workers.get(source_id), self.settings.source(source_id)
+            if child is None or src is None or child.info.state != "running":
+                return
+            generation = self.config.generation
+            answer = await update_in_place(self.runtime_dir, src)
         if isinstance(answer, Applied):
             log.info("worker:%s applied in place: %s", source_id, ", ".join(answer.paths) or "nothing")
             return
@@ -261,6 +266,7 @@ class Service:
         """A removed source: announced, then its worker stopped (SIGTERM: its sessions close and
         its recordings are finalized)."""
         self.emit(source_id, "source.removed")
+        self.update_locks.pop(source_id, None)
         child = self.workers.pop(source_id)
         task = self.worker_tasks.pop(source_id)
         self.retiring_workers[source_id] = child

@@ -34,6 +34,7 @@ class SourceRecording:
         self.record = src.record
         self.store: SegmentStore | None = None
         self.recorder: SegmentRecorder | None = None  # continuous, while on
+        self.continuous = False  # the source has a reader of its own to record
         self._streams: SourceStreams | None = None  # of the open source (reader thread)
         self._lock = threading.Lock()  # switching vs the reader's open/close
         if src.mode == "record" or src.record.enabled:  # segments of the WHIP publisher, or of the source
@@ -47,10 +48,11 @@ class SourceRecording:
 
     def start(self, continuous: bool) -> None:
         """`continuous`: the source has a reader, whose packets are recorded while on."""
+        self.continuous = continuous and self.mode != "record"
         if self.store is None:
             return
         self.store.start()  # recovers what a previous worker left, in its own thread
-        if continuous and self.on and self.mode != "record":
+        if self.continuous and self.on:
             self.recorder = SegmentRecorder(self.store)
 
     def configure(self, record: RecordConfig) -> None:
@@ -61,20 +63,22 @@ class SourceRecording:
             self.store.start()
         if self.store is not None:
             self.store.configure(record)
-        if self.mode == "record":
-            return
+        if self.continuous:
+            self._switch(record.enabled)
+        self._on_change()
+
+    def _switch(self, on: bool) -> None:
         with self._lock:
-            if record.enabled and self.recorder is None and self.store is not None:
+            if on and self.recorder is None and self.store is not None:
                 recorder = SegmentRecorder(self.store)
                 if self._streams is not None:
                     recorder.on_open(self._streams)
                 self.recorder = recorder
                 log.info("recording switched on")
-            elif not record.enabled and self.recorder is not None:
+            elif not on and self.recorder is not None:
                 recorder, self.recorder = self.recorder, None
                 recorder.stop()  # finalizes the open segment
                 log.info("recording switched off")
-        self._on_change()
 
     def status(self) -> RecordStatus | None:
         """None (shown as `off`) while nothing records."""
