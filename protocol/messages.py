@@ -364,7 +364,7 @@ SupervisorRequest = RestartSource | ReloadConfig | GetSourceConfig | EditSource
 class ConfigOutcome(msgspec.Struct, rename="camel", kw_only=True):
     """What applying a generation did, source by source: `updated` sources took their change in
     place (their worker kept running), `restarted` ones got a new worker; `changed` gives the
-    key paths that changed for each of them."""
+    key paths that changed for each of them, `restartedFor` the ones that needed the restart."""
 
     generation: int
     added: list[str] = []
@@ -372,6 +372,7 @@ class ConfigOutcome(msgspec.Struct, rename="camel", kw_only=True):
     restarted: list[str] = []
     updated: list[str] = []
     changed: dict[str, list[str]] = {}
+    restarted_for: dict[str, list[str]] = {}
     requires_restart: list[str] = []
 
 

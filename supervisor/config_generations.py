@@ -53,7 +53,7 @@ class Plan:
     restarted: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)  # only hot fields changed: applied in place
     changed: dict[str, list[str]] = field(default_factory=dict)  # updated/restarted id -> changed key paths
-    cold: dict[str, list[str]] = field(default_factory=dict)  # restarted id -> the paths that needed it
+    restarted_for: dict[str, list[str]] = field(default_factory=dict)  # restarted id -> the paths that needed it
     requires_restart: list[str] = field(default_factory=list)
     next_index: int = 0
 

@@ -224,8 +224,8 @@ class Service:
             update.add_done_callback(self.updates.discard)
         outcome = ConfigOutcome(generation=self.config.generation, added=change.added, removed=change.removed,
                                 restarted=change.restarted, updated=change.updated, changed=change.changed,
-                                requires_restart=change.requires_restart)
-        restarted = [f"{sid} (for {', '.join(change.cold[sid])})" for sid in change.restarted]
+                                restarted_for=change.restarted_for, requires_restart=change.requires_restart)
+        restarted = [f"{sid} (for {', '.join(change.restarted_for[sid])})" for sid in change.restarted]
         log.info("config generation %d applied (%s): added %s, removed %s, restarted %s, updated in place %s%s",
                  outcome.generation, origin, change.added or "none", change.removed or "none",
                  restarted or "none", change.updated or "none",
@@ -235,7 +235,7 @@ class Service:
         self.emit(SERVICE_EVENT_SOURCE, "config.applied", ConfigData(
             generation=outcome.generation, origin=origin, added=change.added, removed=change.removed,
             restarted=change.restarted, updated=change.updated, changed=change.changed,
-            requires_restart=change.requires_restart))
+            restarted_for=change.restarted_for, requires_restart=change.requires_restart))
         return outcome
 
     async def _update(self, source_id: str) -> None:

@@ -137,6 +137,7 @@ async def test_switching_vision_on_restarts_only_that_worker_and_says_why(icey):
     changed = await _patch(server, "a", {"intelligence": {"vision": {"enabled": True}}, "labels": {"k": "v"}})
     assert changed["restarted"] == ["a"] and changed["updated"] == []
     assert changed["changed"] == {"a": ["intelligence.vision.enabled", "labels.k"]}
+    assert changed["restartedFor"] == {"a": ["intelligence.vision.enabled"]}
     await until(lambda: "restarted ['a (for intelligence.vision.enabled)']" in server.stderr(), 5, what="the log")
     await until(lambda: server.children().get("worker:a") not in (None, before["worker:a"]), 10, what="a restarted")
     server.wait_source("a", lambda s: s["state"] == "online" and s["intelligence"]["vision"]["enabled"])

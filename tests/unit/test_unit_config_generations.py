@@ -141,7 +141,7 @@ def test_hot_fields_are_updated_in_place_and_the_rest_restarts(tmp_path):
     assert change.changed["a"] == ["intelligence.speech.startThreshold", "intelligence.vision.motion.threshold"]
     assert change.changed["b"] == ["record.enabled", "record.retention.maxAgeHours"]
     assert change.changed["c"] == ["labels.site", "maxViewers"]
-    assert change.cold == {"d": ["intelligence.vision.enabled"], "e": ["url"]} and "f" not in change.changed
+    assert change.restarted_for == {"d": ["intelligence.vision.enabled"], "e": ["url"]} and "f" not in change.changed
 
 
 def test_labels_are_bounded(tmp_path):
