@@ -257,9 +257,17 @@ class ReadyConfig(_Camel):
 
 class MetricsConfig(_Camel):
     """GET /metrics (new). `token`, when set, is a second token that opens /metrics only (for a
-    scraper that must not read or change anything else); `auth.token` opens it too."""
+    scraper that must not read or change anything else); `auth.token` opens it too. `port` (0:
+    off) also serves /metrics, and nothing else, on a listener of its own bound to `host` (empty:
+    http.host), so a scraper's network need not reach the API at all; the token rule is the same
+    there (open only when neither token is set)."""
 
     token: str = ""
+    host: str = ""
+    port: Annotated[int, Meta(ge=0, le=65535)] = 0
+
+    def bind_host(self, http: HttpConfig) -> str:
+        return self.host or http.host
 
 
 class SourceEntry(_Camel):

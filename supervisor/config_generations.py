@@ -16,7 +16,7 @@ from supervisor.flags import Flags
 
 # Top-level settings only a service restart applies (sockets, secrets, the relay, the children's
 # restart policy): a reload reports them in `requiresRestart` and keeps running the old values.
-RESTART_KEYS = ("http", "tls", "auth", "turn", "stun", "webrtc", "webRoot", "supervisor", "logLevel")
+RESTART_KEYS = ("http", "tls", "auth", "turn", "stun", "webrtc", "webRoot", "supervisor", "logLevel", "metrics")
 
 
 class ConfigRejected(Exception):

@@ -56,7 +56,7 @@ STORAGE_INTERVAL_SEC = 5.0
 
 class Service:
     def __init__(self, settings: Settings, checks: list[Check], degrading: list[str],
-                 http_socket: socket.socket, reader: ConfigReader) -> None:
+                 http_socket: socket.socket, metrics_socket: socket.socket | None, reader: ConfigReader) -> None:
         self.settings = settings
         self.reader = reader
         self.config = ConfigInfo(generation=1, loaded_at=rfc3339(), source="file")
@@ -70,7 +70,7 @@ class Service:
         self.watch = ConfigWatch(Path(settings.config_path), self._on_file_change) if watched else None
         self.checks = checks
         self.degrading = degrading
-        self.http_socket = http_socket
+        self.listeners = [http_socket, *([metrics_socket] if metrics_socket is not None else [])]
         self.runtime_dir: Path = ipc.create_runtime_dir()
         self.started_mono = time.monotonic()
         self.runtime_state: RuntimeState = "starting"
@@ -87,9 +87,12 @@ class Service:
         stop_sec = cfg.stop_timeout_sec
         common = ["--runtime-dir", str(self.runtime_dir)]
         # The API is never retried after giving up: the service stops instead (see run()).
-        self.api = Child("api", [sys.executable, "-m", "api", *common, "--http-fd", str(http_socket.fileno())],
+        listen = ["--http-fd", str(http_socket.fileno())]
+        if metrics_socket is not None:
+            listen += ["--metrics-fd", str(metrics_socket.fileno())]
+        self.api = Child("api", [sys.executable, "-m", "api", *common, *listen],
                          RestartPolicy.from_config(cfg, retry_given_up=False), self.publish, stop_sec,
-                         pass_fds=(http_socket.fileno(),))
+                         pass_fds=tuple(s.fileno() for s in self.listeners))
         self.workers = {src.id: self._worker(src) for src in settings.sources}
         binary = turn_relay.turnserver_path() if settings.turn.active else None
         self.turn = Child("turn", turn_relay.argv(settings, self.runtime_dir, binary), RestartPolicy.from_config(cfg),
@@ -370,6 +373,7 @@ class Service:
         self.pub.close()
         self.control.close()
         self.notifier.notify.close()
-        self.http_socket.close()
+        for listener in self.listeners:
+            listener.close()
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
         log.info("stopped")

@@ -35,7 +35,7 @@ from workers.source.taps import PacketTap
 from workers.source.timeline import Timeline
 from workers.source.watchdog import StallWatchdog
 from workers.state_publisher import ChangeSignal, StatePublisher
-from workers.stills.keyframes import KeyframeTap
+from workers.stills.keyframes import KeyframeTap, PublisherKeyframes
 from workers.stills.service import SnapshotService
 from workers.threads import GUARD, ThreadDeath
 from workers.webrtc import encoded_receiver
@@ -115,12 +115,16 @@ async def run_worker(settings: Settings, src: SourceSettings, runtime_dir: Path)
         shared_decoder = intelligence.decoder if intelligence is not None and intelligence.vision else None
         stills = SnapshotService(keyframes, reader,
                                  (lambda: shared_decoder.latest) if shared_decoder is not None else None)
+    publisher_stills: PublisherKeyframes | None = None
+    if src.kind == "none" and src.mode == "relay":  # the publisher is the source: its keyframes make the stills
+        publisher_stills = PublisherKeyframes()
+        stills = SnapshotService(publisher_stills, publisher_stills)
     relay_timeline = Timeline()
 
     def sink_for(session: Session) -> PublisherSink:
         if recording.store is not None and src.mode == "record":
             return RecordSink(recording.store)
-        return RelaySink(fanout, relay_timeline)
+        return RelaySink(fanout, relay_timeline, publisher_stills)
 
     def has_audio() -> bool:
         if delivery is not None:
