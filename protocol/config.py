@@ -356,8 +356,8 @@ def changed_paths(old: object, new: object, prefix: str = "") -> list[str]:
 def changed_source_paths(old: SourceSettings, new: SourceSettings) -> list[str]:
     """The key paths (as written in the config) whose values differ, the index (which endpoint
     the worker binds) aside."""
-    return (changed_paths(msgspec.to_builtins(msgspec.structs.replace(old, index=new.index)),
-                             msgspec.to_builtins(new)))
+    return changed_paths(msgspec.to_builtins(msgspec.structs.replace(old, index=new.index)),
+                         msgspec.to_builtins(new))
 
 
 def cold_source_paths(changed: list[str]) -> list[str]:
