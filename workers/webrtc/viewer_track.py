@@ -7,6 +7,7 @@ while that replay runs, and skipping to the next keyframe after a gap.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Callable
 
@@ -17,6 +18,7 @@ from workers.webrtc.fanout import Fanout
 from workers.webrtc.media_unit import VIDEO_CLOCK, MediaUnit
 from workers.webrtc.rtp_fanout import RtpStream, attach
 
+log = logging.getLogger("icey.viewer")
 # A viewer whose replay queue grows past this (a huge GOP, live units piling up behind it) drops
 # what it has queued and everything up to the next keyframe, where it resumes at the live edge.
 MAX_QUEUE = 300
@@ -66,8 +68,16 @@ class ViewerTrack(MediaStreamTrack):
         self._pace()
 
     def _send(self, unit: MediaUnit, timestamp: int) -> None:
+        """A failure is this viewer's alone: like aiortc's own sender loop, it logs and ends the
+        track (the fan-out pass goes on to the other viewers)."""
         assert self._stream is not None
-        if self._stream.send_frame(unit.payloads, timestamp):
+        try:
+            sent = self._stream.send_frame(unit.payloads, timestamp)
+        except Exception:
+            log.warning("sending to a viewer failed; its %s track ends", self.kind, exc_info=True)
+            self.stop()
+            return
+        if sent:
             self.on_sent(unit)
 
     def _pace(self) -> None:
