@@ -58,7 +58,9 @@ class RtpStream:
         self.payload_type = 0
         self.rtx_payload_type: int | None = None
         self.started = False
-        self.history: list[bytes | None] = [None] * RTP_HISTORY_SIZE  # unprotected packets by seq % size
+        # By seq % size, each packet's (sequence, header, payload): the payload is the one shared by
+        # every viewer, so a viewer's history costs its headers only.
+        self.history: list[tuple[int, bytes, bytes] | None] = [None] * RTP_HISTORY_SIZE
         self._ext_head = self._ext_tail = b""  # header extension block around abs-send-time's 3 bytes
         self._abs_send_time = False
         self._first_byte = 0x80  # version 2, no padding, no CSRC; X set once extensions are known
@@ -118,9 +120,9 @@ class RtpStream:
         last = len(payloads) - 1
         octets = 0
         for i, payload in enumerate(payloads):
-            packet = b"".join((_HEAD.pack(first, pt | 0x80 if i == last else pt, seq), tail, payload))
-            history[seq % RTP_HISTORY_SIZE] = packet
-            sendto(protect(packet), addr)
+            header = _HEAD.pack(first, pt | 0x80 if i == last else pt, seq) + tail
+            history[seq % RTP_HISTORY_SIZE] = (seq, header, payload)
+            sendto(protect(header + payload), addr)
             octets += len(payload)
             seq = (seq + 1) & 0xFFFF
         self.sequence = seq
@@ -138,19 +140,20 @@ class RtpStream:
     async def retransmit(self, sequence_number: int) -> None:
         """A NACKed packet again, from the history; as RTX (its own SSRC and sequence, the
         original sequence number first in the payload) when the viewer negotiated it."""
-        packet = self.history[sequence_number % RTP_HISTORY_SIZE]
-        if packet is None or int.from_bytes(packet[2:4], "big") != sequence_number:
+        kept = self.history[sequence_number % RTP_HISTORY_SIZE]
+        if kept is None or kept[0] != sequence_number:
             return
         route = self._route()
         if route is None:
             return
         protect, sendto, addr = route
-        if self.rtx_payload_type is not None:
-            header_size = 12 + len(self._ext_head) + (3 + len(self._ext_tail) if self._abs_send_time else 0)
+        _, header, payload = kept
+        if self.rtx_payload_type is None:
+            packet = header + payload
+        else:
             packet = b"".join((
-                _HEAD.pack(packet[0], (packet[1] & 0x80) | self.rtx_payload_type, self.rtx_sequence),
-                packet[4:8], self.rtx_ssrc.to_bytes(4, "big"), packet[12:header_size],
-                packet[2:4], packet[header_size:]))
+                _HEAD.pack(header[0], (header[1] & 0x80) | self.rtx_payload_type, self.rtx_sequence),
+                header[4:8], self.rtx_ssrc.to_bytes(4, "big"), header[12:], header[2:4], payload))
             self.rtx_sequence = (self.rtx_sequence + 1) & 0xFFFF
         sendto(protect(packet), addr)
 
