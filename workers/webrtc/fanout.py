@@ -1,7 +1,12 @@
-"""Fan-out of one source's MediaUnits to every viewer track, on the worker's event loop.
+"""Fan-out of one source's MediaUnits to every viewer track: one pass per unit over all viewers,
+on the worker's event loop (each viewer's part is its RTP header, SRTP and a sendto; rtp_fanout.py).
 
 It keeps the current GOP (from the last keyframe) so a viewer joining mid-GOP gets a picture at
 once instead of waiting for the camera's next keyframe (PLI cannot be honoured in passthrough).
+The GOP is kept on the publishing thread, under the lock, whether anyone watches or not; units go
+on to the event loop only while someone does: an idle camera costs no loop wake-up per unit, and
+its units are never packetized (media_unit.py). Every unit gets a serial number, so a viewer
+starting from a GOP snapshot skips the units the snapshot already holds.
 
 Units arrive from the reader thread (or a WHIP publisher's receiver thread) through a bounded
 hand-off: a deque drained by one scheduled callback. A loop that lags behind its source would
@@ -32,7 +37,7 @@ MAX_PENDING_BYTES = 4 << 20
 class Subscriber(Protocol):
     kind: str
 
-    def offer(self, unit: MediaUnit) -> None: ...
+    def offer(self, unit: MediaUnit, serial: int) -> None: ...
 
     def missed(self, count: int) -> None: ...
 
@@ -40,26 +45,48 @@ class Subscriber(Protocol):
 class Fanout:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.gop: list[MediaUnit] = []
-        self._gop_bytes = 0
-        self.subscribers: set[Subscriber] = set()
+        self.subscribers: set[Subscriber] = set()  # changed on the loop only
         # Set by a relayed publisher: a joining viewer asks it for a fresh keyframe (RTCP PLI).
         self.want_keyframe: Callable[[], object] | None = None
         self._lock = threading.Lock()
-        self._pending: deque[MediaUnit] = deque()
+        self._gop: list[MediaUnit] = []
+        self._gop_bytes = 0
+        self._serial = 0  # of the last unit published
+        self._listening = False  # any subscriber: read by the publishing thread under the lock
+        self._pending: deque[tuple[int, MediaUnit]] = deque()
         self._pending_bytes = 0
         self._lost: Counter[str] = Counter()  # by kind, since the last drain
         self._scheduled = False
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self.subscribers.add(subscriber)
+        with self._lock:
+            self._listening = True
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self.subscribers.discard(subscriber)
+        with self._lock:
+            self._listening = bool(self.subscribers)
+
+    def snapshot(self) -> tuple[list[MediaUnit], int]:
+        """The cached GOP and the serial of the last unit published (the GOP's or a later one)."""
+        with self._lock:
+            return list(self._gop), self._serial
 
     def publish_threadsafe(self, unit: MediaUnit) -> None:
         """Called by the reader thread, once per unit whatever the number of viewers. After a
         drop everything is dropped until the next drain, so the gap is one piece."""
         with self._lock:
+            self._serial += 1
+            if unit.kind == "video":
+                self._keep(unit)
+            if not self._listening:
+                return
             if (self._lost or len(self._pending) >= MAX_PENDING_UNITS
                     or self._pending_bytes + unit.size > MAX_PENDING_BYTES):
                 self._lost[unit.kind] += 1
                 return
-            self._pending.append(unit)
+            self._pending.append((self._serial, unit))
             self._pending_bytes += unit.size
             if self._scheduled:
                 return
@@ -69,36 +96,34 @@ class Fanout:
         except RuntimeError:  # the loop is closed: the worker is exiting
             pass
 
+    def _keep(self, unit: MediaUnit) -> None:
+        """The GOP from the last keyframe; under the lock."""
+        if unit.keyframe:
+            self._gop, self._gop_bytes = [unit], unit.size
+        elif self._gop:
+            self._gop_bytes += unit.size
+            if len(self._gop) >= MAX_GOP_UNITS or self._gop_bytes > MAX_GOP_BYTES:
+                self._gop, self._gop_bytes = [], 0
+            else:
+                self._gop.append(unit)
+
     def _drain(self) -> None:
         with self._lock:
             units, self._pending, self._pending_bytes = self._pending, deque(), 0
             lost, self._lost = self._lost, Counter()
             self._scheduled = False
-        for unit in units:
-            self.publish(unit)
+        subscribers = list(self.subscribers)
+        for serial, unit in units:
+            kind = unit.kind
+            for subscriber in subscribers:
+                if subscriber.kind == kind:
+                    subscriber.offer(unit, serial)
         if lost:
-            self.gop, self._gop_bytes = [], 0  # it has a hole: no late joiner may start from it
-            for subscriber in self.subscribers:
+            for subscriber in subscribers:
                 if lost[subscriber.kind]:
                     subscriber.missed(lost[subscriber.kind])
 
-    def publish(self, unit: MediaUnit) -> None:
-        if unit.kind == "video":
-            if unit.keyframe:
-                self.gop, self._gop_bytes = [unit], unit.size
-            elif self.gop:
-                self._gop_bytes += unit.size
-                if len(self.gop) >= MAX_GOP_UNITS or self._gop_bytes > MAX_GOP_BYTES:
-                    self.gop, self._gop_bytes = [], 0
-                else:
-                    self.gop.append(unit)
-        for subscriber in self.subscribers:
-            if subscriber.kind == unit.kind:
-                subscriber.offer(unit)
-
     def reset_threadsafe(self) -> None:
-        self.loop.call_soon_threadsafe(self.reset)
-
-    def reset(self) -> None:
         """The source went away: a stale GOP must not be replayed to the next joiner."""
-        self.gop, self._gop_bytes = [], 0
+        with self._lock:
+            self._gop, self._gop_bytes = [], 0

@@ -1,27 +1,26 @@
-"""A viewer's track: takes MediaUnits from the source's fan-out, and makes aiortc send them as they
-are packetized.
-
-Below aiortc's public API, on purpose: RTCRtpSender normally calls `encoder.pack()` for every
-viewer, re-splitting and re-packetizing the same H.264 access unit N times. `attach_sender`
-replaces the sender's `_next_encoded_frame` so it takes the payloads the reader thread made once
-per source; each viewer's work is its RTP header and SRTP, nothing else.
+"""A viewer's track: takes MediaUnits from the source's fan-out and sends them at once on its RTP
+stream (rtp_fanout.py), which aiortc's sender would otherwise do in a coroutine of its own per
+viewer. What stays per viewer here: where it starts (the cached GOP, paced), its bounded queue
+while that replay runs, and skipping to the next keyframe after a gap.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Callable
 
 from aiortc import RTCRtpSender
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from aiortc.rtcrtpsender import RTCEncodedFrame
 
 from workers.webrtc.fanout import Fanout
 from workers.webrtc.media_unit import VIDEO_CLOCK, MediaUnit
+from workers.webrtc.rtp_fanout import RtpStream, attach
 
-# A viewer this far behind (its sender cannot keep up with the source) drops what it has queued
-# and everything up to the next keyframe, where it resumes at the live edge.
+log = logging.getLogger("icey.viewer")
+# A viewer whose replay queue grows past this (a huge GOP, live units piling up behind it) drops
+# what it has queued and everything up to the next keyframe, where it resumes at the live edge.
 MAX_QUEUE = 300
 MAX_QUEUE_BYTES = 8 << 20
 # Cached frames are replayed 4 ms apart, in RTP time and on the wire alike: a 2 s GOP at 30 fps
@@ -36,28 +35,28 @@ class ViewerTrack(MediaStreamTrack):
         super().__init__()
         self.kind = kind
         self.fanout = fanout
-        self._queue: deque[tuple[MediaUnit, int]] = deque()
+        self.on_sent: Callable[[MediaUnit], None] = lambda unit: None
+        self._stream: RtpStream | None = None  # once aiortc's sender has started (DTLS is up)
+        self._after = 0  # serial of the last unit the start's GOP snapshot covered
+        self._queue: deque[tuple[MediaUnit, int]] = deque()  # (unit, RTP timestamp) while replaying
         self._queued_bytes = 0
         self._replaying = 0  # cached frames still to pace out
-        self._ready = asyncio.Event()
-        self._primed = False
+        self._pacer: asyncio.TimerHandle | None = None
         self._awaiting_keyframe = False
         self._lagging = False  # units skipped while awaiting the keyframe count as dropped
         self.dropped = 0  # units this viewer did not get because it, or the loop, lagged
-        fanout.subscribers.add(self)
+        fanout.subscribe(self)
 
-    def _prime(self) -> None:
+    def start(self, stream: RtpStream) -> None:
         """Start at the live edge. Video replays the cached GOP with its timestamps squeezed
         before the newest frame's, so the decoder catches up in a few ms and playback then runs
         at the live pace instead of lagging by the GOP's age."""
-        self._queue.clear()
-        self._queued_bytes = 0
-        self._primed = True
-        if self.kind != "video":
+        self._stream = stream
+        gop, self._after = self.fanout.snapshot()
+        if self.kind != "video" or self.readyState != "live":
             return
         if self.fanout.want_keyframe is not None:
             self.fanout.want_keyframe()
-        gop = list(self.fanout.gop)
         if not gop:
             self._awaiting_keyframe = True
             return
@@ -66,10 +65,40 @@ class ViewerTrack(MediaStreamTrack):
             self._queue.append((unit, last - (len(gop) - 1 - i) * BURST_SPACING))
             self._queued_bytes += unit.size
         self._replaying = len(gop) - 1  # the keyframe goes at once, the rest paced
-        self._ready.set()
+        self._pace()
 
-    def offer(self, unit: MediaUnit) -> None:
-        if not self._primed or self.readyState != "live":
+    def _send(self, unit: MediaUnit, timestamp: int) -> None:
+        """A failure is this viewer's alone: like aiortc's own sender loop, it logs and ends the
+        track (the fan-out pass goes on to the other viewers)."""
+        assert self._stream is not None
+        try:
+            sent = self._stream.send_frame(unit.payloads, timestamp)
+        except Exception:
+            log.warning("sending to a viewer failed; its %s track ends", self.kind, exc_info=True)
+            self.stop()
+            return
+        if sent:
+            self.on_sent(unit)
+
+    def _pace(self) -> None:
+        """Sends the next replayed frame; once the replay is out, what queued behind it goes at once."""
+        self._pacer = None
+        if not self._queue:
+            return
+        unit, timestamp = self._queue.popleft()
+        self._queued_bytes -= unit.size
+        self._send(unit, timestamp)
+        if self._replaying:
+            self._replaying -= 1
+            self._pacer = self.fanout.loop.call_later(BURST_INTERVAL_SEC, self._pace)
+            return
+        while self._queue:
+            unit, timestamp = self._queue.popleft()
+            self._send(unit, timestamp)
+        self._queued_bytes = 0
+
+    def offer(self, unit: MediaUnit, serial: int) -> None:
+        if self._stream is None or serial <= self._after or self.readyState != "live":
             return
         if self._awaiting_keyframe:
             if not unit.keyframe:
@@ -77,65 +106,46 @@ class ViewerTrack(MediaStreamTrack):
                     self.dropped += 1
                 return
             self._awaiting_keyframe = self._lagging = False
+        if self._pacer is None:
+            self._send(unit, unit.timestamp)
+            return
         if len(self._queue) >= MAX_QUEUE or self._queued_bytes + unit.size > MAX_QUEUE_BYTES:
             self.missed(1)
             return
         self._queue.append((unit, unit.timestamp))
         self._queued_bytes += unit.size
-        self._ready.set()
 
     def missed(self, count: int) -> None:
-        """`count` units never reached this viewer (it lagged, or the fan-out's hand-off did):
-        what is queued would not decode past the hole, so it goes too; video resumes at the next
-        keyframe."""
-        if not self._primed or self.readyState != "live":
+        """`count` units never reached this viewer (its replay queue overflowed, or the fan-out's
+        hand-off did): what is queued would not decode past the hole, so it goes too; video
+        resumes at the next keyframe."""
+        if self._stream is None or self.readyState != "live":
             return
         self.dropped += count + len(self._queue)
-        self._queue.clear()
-        self._queued_bytes = 0
-        self._replaying = 0
+        self._clear()
         if self.kind == "video":
             self._awaiting_keyframe = self._lagging = True
 
-    async def next_unit(self) -> tuple[MediaUnit, int]:
-        if not self._primed:
-            self._prime()
-        elif self._replaying:
-            self._replaying -= 1
-            await asyncio.sleep(BURST_INTERVAL_SEC)
-        while not self._queue:
-            if self.readyState != "live":
-                raise MediaStreamError
-            self._ready.clear()
-            await self._ready.wait()
-        unit, timestamp = self._queue.popleft()
-        self._queued_bytes -= unit.size
-        return unit, timestamp
+    def _clear(self) -> None:
+        self._queue.clear()
+        self._queued_bytes = 0
+        self._replaying = 0
+        if self._pacer is not None:
+            self._pacer.cancel()
+            self._pacer = None
 
-    async def recv(self):  # the sender never calls it (see attach_sender)
+    async def recv(self):  # never called: the fan-out sends (see rtp_fanout.attach)
         raise MediaStreamError
 
     def stop(self) -> None:
         super().stop()
-        self.fanout.subscribers.discard(self)
-        self._ready.set()
+        self.fanout.unsubscribe(self)
+        self._clear()
 
 
 def attach_sender(sender: RTCRtpSender, track: ViewerTrack, on_sent: Callable[[MediaUnit], None],
                   on_heard: Callable[[], None]) -> None:
-    """`on_heard` is called for every RTCP packet from the viewer: its receiver reports are how
-    we know it is still there (aiortc has no ICE `disconnected` state of its own)."""
-
-    async def next_encoded_frame(codec) -> RTCEncodedFrame:
-        unit, timestamp = await track.next_unit()
-        on_sent(unit)
-        return RTCEncodedFrame(list(unit.payloads), timestamp, None)  # type: ignore[arg-type]  # no audio level
-
-    handle_rtcp = sender._handle_rtcp_packet
-
-    async def heard(packet) -> None:
-        on_heard()
-        await handle_rtcp(packet)
-
-    sender._next_encoded_frame = next_encoded_frame  # type: ignore[method-assign]
-    sender._handle_rtcp_packet = heard  # type: ignore[method-assign]
+    """`on_sent` is called for every unit sent to this viewer; `on_heard` for every RTCP packet
+    from it (its receiver reports are how we know it is still there)."""
+    track.on_sent = on_sent
+    attach(sender, track, track.start, on_heard)
