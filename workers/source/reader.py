@@ -2,6 +2,12 @@
 loops them, measures what arrives, hands every packet to the taps, and reconnects with backoff
 when a camera drops or hangs.
 
+Pacing a file costs a wake-up per packet, and on this kind of machine a wake-up (a timed wait,
+then the interpreter, demuxer and taps running with cold caches) costs far more than the
+packet's own Python. While nobody watches (`watched()` false) nothing needs a packet at its
+exact time, so the reader sleeps IDLE_PACING_SLACK_SEC past the due time and then hands over
+every packet that has come due in one go: a few wake-ups a second instead of one per frame.
+
 Nothing that goes wrong while reading ends the thread: any error of an open source (the
 source's own, a tap's on open, a bug) reopens it with backoff and shows in lastError; a packet
 a tap cannot take is dropped for that tap and counted (droppedUnits). `reconnects` counts
@@ -39,6 +45,9 @@ RETRY_MAX_SEC = 10.0
 # A live source whose timestamps run this far ahead of the wall clock between two packets has
 # jumped (a shared RTSP mount re-basing when another client joins): treat it as a new epoch.
 FORWARD_JUMP_SEC = 2.0
+# How late a file's packets may reach the taps while nobody watches (recording, stills, vision
+# and the stats do not need them on the frame).
+IDLE_PACING_SLACK_SEC = 0.25
 
 
 def open_source(src: SourceSettings) -> OpenedSource:
@@ -48,14 +57,16 @@ def open_source(src: SourceSettings) -> OpenedSource:
 class SourceReader(threading.Thread):
     """The status is an immutable SourceStatus swapped whole (by this thread, or by the stall
     watchdog through `stall_if_idle`), so any thread may read it; `on_change(status)` is called
-    on every change, from the thread that made it. `taps` get every packet in order."""
+    on every change, from the thread that made it. `taps` get every packet in order.
+    `watched()` (any thread's answer will do) says whether someone needs the packets on time."""
 
     def __init__(self, src: SourceSettings, on_change: Callable[[SourceStatus], None],
-                 taps: list[PacketTap]) -> None:
+                 taps: list[PacketTap], watched: Callable[[], bool] = lambda: True) -> None:
         super().__init__(name=f"reader-{src.id}", daemon=True)
         self.src = src
         self.on_change = on_change
         self.taps = taps
+        self.watched = watched
         self.timeline = Timeline()
         self.stats = SourceStats()
         self._status = SourceStatus()
@@ -173,6 +184,7 @@ class SourceReader(threading.Thread):
         loop_offset = last_ts = 0.0
         first_raw: float | None = None  # a file's first timestamp (MPEG-TS starts at ~1.4 s, not 0)
         previous: dict[str, tuple[float, float]] = {}  # kind -> (arrival, raw timestamp) of the last packet
+        bases: dict[str, float | None] = {}  # kind -> its time base as a float (PyAV makes a new Fraction)
         for kind, pkt in source.packets():
             fault_point("reader")
             if self._stopping.is_set():
@@ -186,9 +198,16 @@ class SourceReader(threading.Thread):
                 continue
             now = time.monotonic()
             ts = None
-            stamp = pkt.dts if pkt.dts is not None else pkt.pts
-            if stamp is not None and pkt.time_base is not None:
-                raw_ts = float(stamp * pkt.time_base)
+            if kind in bases:
+                base = bases[kind]
+            else:
+                tb = pkt.time_base
+                base = bases[kind] = float(tb) if tb is not None else None
+            pts = pkt.pts
+            dts = pkt.dts
+            stamp = dts if dts is not None else pts
+            if stamp is not None and base is not None:
+                raw_ts = stamp * base
                 if first_raw is None:
                     first_raw = raw_ts
                 ts = raw_ts + loop_offset
@@ -198,16 +217,16 @@ class SourceReader(threading.Thread):
                     wall0, ts0 = now, ts
                 delay = wall0 + (ts - ts0) - now
                 if delay > 0:
-                    self._wake.wait(delay)
+                    self._wake.wait(delay if self.watched() else delay + IDLE_PACING_SLACK_SEC)
                     if self._stopping.is_set():
                         return
                     if self._stall is not None:
                         raise Interrupted()
                     now = time.monotonic()
             self.stats.on_packet(kind == "video", pkt.size, pkt.is_keyframe, ts, now)
-            if pkt.pts is None or pkt.time_base is None:
+            if pts is None or base is None:
                 continue
-            raw = float(pkt.pts * pkt.time_base)
+            raw = pts * base
             if self.src.live and kind in previous:
                 arrived, before = previous[kind]
                 if (raw - before) - (now - arrived) > FORWARD_JUMP_SEC:
