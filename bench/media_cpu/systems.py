@@ -13,7 +13,7 @@ from pathlib import Path
 
 from measure import HOST, children, cpu_seconds, free_port, get_json
 
-from media_cpu.measurement import Target, count_log_errors, late_joiners, measure_counts
+from media_cpu.measurement import FIXED_MIN_WINDOW_SEC, Target, count_log_errors, late_joiners, measure_counts
 from media_cpu.processes import self_command, spawn, stop_proc
 
 SOURCE_ID = "cam"
@@ -75,7 +75,7 @@ def idle_icey_cores(args, tmp: Path) -> float:
     try:
         wait_source(server, port, IDLE_ID, {"offline"}, 30, tmp / "icey-idle.log")
         time.sleep(1.0 + args.settle)
-        cores = tree_cores(server.pid, args.window)
+        cores = tree_cores(server.pid, max(args.window, FIXED_MIN_WINDOW_SEC))
         print(f"  [icey] idle server (no camera): {cores:.4f} cores", flush=True)
         return cores
     finally:
