@@ -24,8 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from api_load import run_load
-from measure import HOST, cpu_seconds, fmt, get_json, machine_busy, percentile
+from api_load import KeepAlive
+from measure import HOST, cmdline, cpu_seconds, fmt, get_json, machine_busy, percentile
 from media_cpu.processes import stop_all, stop_proc
 from media_cpu.source import make_source, probe_source
 from media_cpu.systems import start_icey, tree_pids, wait_source
@@ -39,10 +39,29 @@ RETENTION_MB = 128  # per camera: a long run must not fill the disk
 # the health client (its own process, so it never shares a GIL with the orchestrator)
 
 
-def client_main(port: int, seconds: float) -> None:
-    result = run_load(port, "/api/health", seconds, 1)
-    print(json.dumps({"p50": result["p50"], "p99": result["p99"], "max": result["max"],
-                      "requests": result["requests"], "errors": result["errors"]}), flush=True)
+def client_main(port: int, seconds: float, rate: float) -> None:
+    """`rate` requests a second on one keep-alive connection (a health checker, not a load test: back
+    to back, the client and the API would take a core the cameras need); latency in ms."""
+    client = KeepAlive(port)
+    client.get("/api/health")  # warm-up: connect time is not measured
+    lat: list[float] = []
+    errors = 0
+    start = time.perf_counter()
+    for i in range(int(seconds * rate)):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        t0 = time.perf_counter()
+        try:
+            status, _ = client.get("/api/health")
+        except (OSError, http.client.HTTPException):
+            errors += 1
+            continue
+        lat.append((time.perf_counter() - t0) * 1000)
+        errors += status != 200
+    client.close()
+    print(json.dumps({"p50": percentile(lat, 50), "p99": percentile(lat, 99), "max": max(lat, default=math.nan),
+                      "requests": len(lat), "errors": errors}), flush=True)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -84,12 +103,16 @@ def packets(port: int, ids: list[str]) -> dict[str, int | None]:
 
 
 def measure_step(args, server: subprocess.Popen, port: int, ids: list[str], tmp: Path) -> dict:
-    """One window at the current camera count: rates read by each worker, health latency from a
+    """One step at the current camera count: the rate each worker read at over settle + window
+    (long enough that a reader nobody watches, which hands packets over a quarter second at a time,
+    reads as 30 within about half a frame per second), and over the window health latency from a
     separate client, CPU of the whole server tree and of the machine, memory."""
-    pids = tree_pids(server.pid)
     p0, t_p0 = packets(port, ids), time.monotonic()
+    time.sleep(args.settle)
+    pids = tree_pids(server.pid)
     c0, h0, t0 = {p: cpu_seconds(p) for p in pids}, machine_busy(), time.monotonic()
-    client = subprocess.run([sys.executable, __file__, "--client", str(port), str(args.window)], cwd=tmp,
+    client = subprocess.run([sys.executable, __file__, "--client", str(port), str(args.window),
+                             str(args.health_rate)], cwd=tmp,
                             capture_output=True, text=True, timeout=args.window + 60)
     c1, h1, t1 = {p: cpu_seconds(p) for p in pids}, machine_busy(), time.monotonic()
     p1, t_p1 = packets(port, ids), time.monotonic()
@@ -100,11 +123,15 @@ def measure_step(args, server: subprocess.Popen, port: int, ids: list[str], tmp:
     status = get_json(port, "/api/status", timeout=5.0) or {}
     reported = [((s.get("media") or {}).get("video") or {}).get("fps") or 0.0
                 for s in status.get("sources", []) if s.get("id") in ids]
-    workers = [p for p in pids if p != server.pid]
-    cores = sum(c1[p] - c0[p] for p in pids if c0[p] is not None and c1[p] is not None) / (t1 - t0)
+    workers = [p for p in pids if " -m workers " in f"{cmdline(p)} "]
+
+    def cores_of(group: list[int]) -> float:
+        return sum(c1[p] - c0[p] for p in group if c0[p] is not None and c1[p] is not None) / (t1 - t0)
+
+    cores = cores_of(pids)
     return {"cameras": len(ids), "rates": rates, "missing": len(ids) - len(rates), "reported": reported,
-            "health": health, "cores": cores, "machine": (h1[0] - h0[0]) / (t1 - t0),
-            "pss": pss_mb(pids), "processes": len(workers) + 1,
+            "health": health, "cores": cores, "worker_cores": cores_of(workers), "machine": (h1[0] - h0[0]) / (t1 - t0),
+            "pss": pss_mb(pids), "processes": len(pids),
             "online": sum(s.get("state") == "online" for s in status.get("sources", []) if s.get("id") in ids)}
 
 
@@ -148,7 +175,6 @@ def orchestrate(args) -> int:
             for sid in ids:
                 wait_source(server, port, sid, {"online"}, ONLINE_TIMEOUT_SEC, tmp / "capacity.log")
             online_s = time.monotonic() - t_add
-            time.sleep(args.settle)
             step = measure_step(args, server, port, ids, tmp)
             step["online_s"] = online_s
             step["why"] = verdict(args, step)
@@ -193,27 +219,29 @@ def print_report(args, steps: list[dict], stopped_because: str, total: float) ->
     w("")
     w(f"Capacity: 720p30 ~2 Mbit/s H.264 cameras (looped file), continuous recording on, no viewers; "
       f"+{args.step} a step; window {args.window:.0f} s after {args.settle:.0f} s settle")
-    head = (f"{'cameras':>8}{'online s':>9}{'cores':>7}{'/camera':>8}{'machine':>8}{'read fps min/p50':>18}"
+    head = (f"{'cameras':>8}{'online s':>9}{'cores':>7}{'workers/cam':>12}{'machine':>8}{'read fps min/p50':>18}"
             f"{'status fps min':>15}{'health p50/p99 ms':>19}{'PSS MB':>8}{'/camera':>8}  verdict")
     w(head)
     w("-" * len(head))
     for s in steps:
         rates, h, n = s["rates"], s["health"], s["cameras"]
-        w(f"{n:>8}{s['online_s']:>9.1f}{s['cores']:>7.2f}{s['cores'] / n:>8.3f}{s['machine']:>8.2f}"
+        w(f"{n:>8}{s['online_s']:>9.1f}{s['cores']:>7.2f}{s['worker_cores'] / n:>12.4f}{s['machine']:>8.2f}"
           f"{fmt(min(rates, default=math.nan), '.1f') + ' / ' + fmt(percentile(rates, 50), '.1f'):>18}"
           f"{fmt(min(s['reported'], default=math.nan), '.1f'):>15}"
           f"{fmt(h['p50'], '.2f') + ' / ' + fmt(h['p99'], '.2f'):>19}{s['pss']:>8.0f}{s['pss'] / n:>8.1f}"
           f"  {s['why'] or 'holds'}")
-    w("cores: the whole server tree (supervisor + API + workers), utime+stime from /proc over the window; machine:")
-    w("busy cores of the whole machine (the health client and anything else included); read fps: packets each")
-    w("worker's reader handed on per wall-clock second (its probe, before and after the window); status fps: what")
-    w("/api/status reports (frames per second of media time: it stays 30 for a file even when the reader lags).")
+    w("cores: the whole server tree (supervisor + API + workers), utime+stime from /proc over the window; workers/cam:")
+    w("the worker processes' part per camera; health: /api/health at --health-rate a second from a separate")
+    w("client; machine: busy cores of the whole machine (the health client and anything else included); read fps:")
+    w("packets each")
+    w("worker's reader handed on per wall-clock second (its probe, before the settle and after the window); status")
+    w("fps: what /api/status reports (frames per second of media time: stays 30 for a file even when the reader lags).")
     good = [s for s in steps if not s["why"]]
     w("")
     if good:
         g = good[-1]
         w(f"last good count: {g['cameras']} cameras, {g['cores']:.2f} cores of the server "
-          f"({g['cores'] / g['cameras']:.3f} per camera), machine {g['machine']:.2f} cores busy, "
+          f"({g['worker_cores'] / g['cameras']:.4f} per camera in its worker), machine {g['machine']:.2f} cores busy, "
           f"PSS {g['pss']:.0f} MB ({g['pss'] / g['cameras']:.1f} MB per camera), {g['processes']} processes")
     else:
         w(f"last good count: none (the first step, {steps[0]['cameras']} cameras, did not hold)")
@@ -230,16 +258,17 @@ def main() -> int:
     p.add_argument("--time-limit", type=float, default=900.0, help="no new step after this run time (s)")
     p.add_argument("--min-fps", type=float, default=29.0, help="a camera read slower than this fails the step")
     p.add_argument("--health-p99-ms", type=float, default=10.0, help="/api/health p99 above this fails the step")
+    p.add_argument("--health-rate", type=float, default=50.0, help="/api/health requests a second in the window")
     p.add_argument("--source", type=Path, help="an existing H.264 MPEG-TS to serve (default: generate one)")
     p.add_argument("--source-seconds", type=int, default=30, help="length of the generated source")
-    p.add_argument("--quick", action="store_true", help="2 cameras a step up to 4, 4 s windows (~1 min)")
+    p.add_argument("--quick", action="store_true", help="2 cameras a step up to 4, 8 s windows (~1 min)")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (server log, config, recordings)")
-    p.add_argument("--client", nargs=2, help=argparse.SUPPRESS)
+    p.add_argument("--client", nargs=3, help=argparse.SUPPRESS)
     if "--quick" in sys.argv[1:]:
-        p.set_defaults(step=2, max=4, window=4.0, settle=3.0, time_limit=120.0, source_seconds=10)
+        p.set_defaults(step=2, max=4, window=8.0, settle=4.0, time_limit=120.0, source_seconds=10)
     args = p.parse_args()
     if args.client:
-        client_main(int(args.client[0]), float(args.client[1]))
+        client_main(int(args.client[0]), float(args.client[1]), float(args.client[2]))
         return 0
     try:
         return orchestrate(args)
