@@ -7,6 +7,9 @@ then the interpreter, demuxer and taps running with cold caches) costs far more 
 packet's own Python. While nobody watches (`watched()` false) nothing needs a packet at its
 exact time, so the reader sleeps IDLE_PACING_SLACK_SEC past the due time and then hands over
 every packet that has come due in one go: a few wake-ups a second instead of one per frame.
+An RTSP camera (over TCP) wakes the reader with every frame it sends; unwatched, a read that
+had to wait for its packet is followed by a hold of the same length, in which the next frames
+gather in the socket, to be read in one go.
 
 Nothing that goes wrong while reading ends the thread: any error of an open source (the
 source's own, a tap's on open, a bug) reopens it with backoff and shows in lastError; a packet
@@ -48,6 +51,8 @@ FORWARD_JUMP_SEC = 2.0
 # How late a file's packets may reach the taps while nobody watches (recording, stills, vision
 # and the stats do not need them on the frame).
 IDLE_PACING_SLACK_SEC = 0.25
+# A read that took longer than this waited for the source: nothing was buffered.
+BLOCKED_READ_SEC = 0.005
 
 
 def open_source(src: SourceSettings) -> OpenedSource:
@@ -176,6 +181,8 @@ class SourceReader(threading.Thread):
     def _pump(self, source: OpenedSource, streams: SourceStreams) -> None:
         """Read until the source ends or fails; files are paced to their timestamps."""
         paced = self.src.kind == "file"
+        held = self.src.kind == "rtsp"  # TCP: the kernel keeps what arrives during a hold
+        handed = time.monotonic()  # when the last packet was handed over: a later arrival had to wait
         self.timeline.new_epoch()
         for tap in self.taps:
             tap.on_open(streams)
@@ -212,6 +219,13 @@ class SourceReader(threading.Thread):
                     first_raw = raw_ts
                 ts = raw_ts + loop_offset
                 last_ts = max(last_ts, ts)
+            if held and now - handed > BLOCKED_READ_SEC and not self.watched():
+                self._wake.wait(IDLE_PACING_SLACK_SEC)
+                if self._stopping.is_set():
+                    return
+                if self._stall is not None:
+                    raise Interrupted()
+                now = time.monotonic()
             if paced and ts is not None:
                 if wall0 is None:
                     wall0, ts0 = now, ts
@@ -242,6 +256,7 @@ class SourceReader(threading.Thread):
                     self._log_drop(kind, tap, exc)
             if dropped:
                 self.dropped_units += 1
+            handed = time.monotonic()
 
     def _log_drop(self, kind: str, tap: PacketTap, exc: Exception) -> None:
         """The first drop of each open is logged (with its traceback if it is not a known
