@@ -230,12 +230,12 @@ def print_report(args, steps: list[dict], stopped_because: str, total: float) ->
           f"{fmt(min(s['reported'], default=math.nan), '.1f'):>15}"
           f"{fmt(h['p50'], '.2f') + ' / ' + fmt(h['p99'], '.2f'):>19}{s['pss']:>8.0f}{s['pss'] / n:>8.1f}"
           f"  {s['why'] or 'holds'}")
-    w("cores: the whole server tree (supervisor + API + workers), utime+stime from /proc over the window; workers/cam:")
-    w("the worker processes' part per camera; health: /api/health at --health-rate a second from a separate")
-    w("client; machine: busy cores of the whole machine (the health client and anything else included); read fps:")
-    w("packets each")
-    w("worker's reader handed on per wall-clock second (its probe, before the settle and after the window); status")
-    w("fps: what /api/status reports (frames per second of media time: stays 30 for a file even when the reader lags).")
+    w("cores: the whole server tree (supervisor + API + workers), utime+stime from /proc over the window;")
+    w("workers/cam: the worker processes' part of it per camera; machine: busy cores of the whole machine (the")
+    w("health client and anything else included); read fps: packets each worker's reader handed on per wall-clock")
+    w("second (its probe, before the settle and after the window); status fps: what /api/status reports (frames")
+    w("per second of media time: it stays 30 for a file even when the reader lags); health: /api/health at")
+    w("--health-rate a second from a separate client process.")
     good = [s for s in steps if not s["why"]]
     w("")
     if good:
