@@ -80,7 +80,9 @@ def main() -> None:
             receiver.cancel()
             reporter.cancel()
 
-    run_child("api", settings.log_level, run)
+    # The stdlib loop, not uvloop: uvloop accepts connections in libuv, never through
+    # LimitedListener.accept(), so http.maxConnections would silently stop holding.
+    run_child("api", settings.log_level, run, loop_factory=asyncio.new_event_loop)
 
 
 main()

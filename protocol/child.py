@@ -1,5 +1,6 @@
 """Chores every child process does the same way, so each process's code is only its job:
-die with the supervisor, log with its role, load the settings, stop on SIGTERM within a bound."""
+die with the supervisor, log with its role, load the settings, stop on SIGTERM within a bound,
+run on the event loop it is meant to run on (uvloop for the workers)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import msgspec
+import uvloop
 
 from protocol.config import Settings
 from protocol.logs import setup_logging
@@ -42,9 +44,16 @@ def load_settings(path: Path) -> Settings:
     return settings
 
 
-def run_child(role: str, level: str, main: Callable[[], Awaitable[int | None]]) -> None:
+LoopFactory = Callable[[], asyncio.AbstractEventLoop]
+
+
+def run_child(role: str, level: str, main: Callable[[], Awaitable[int | None]],
+              loop_factory: LoopFactory = uvloop.new_event_loop) -> None:
     """Run `main` until it returns or SIGTERM/SIGINT arrives; a stuck shutdown is cut short.
-    The process exits with what `main` returns (0 when it returns None or is stopped)."""
+    The process exits with what `main` returns (0 when it returns None or is stopped).
+
+    uvloop by default: its loop wakes, schedules and does I/O in C, which is most of what an
+    idle worker's loop does. A child that needs the stdlib loop passes asyncio.new_event_loop."""
     die_with_parent()
     log = setup_logging(role, level)
 
@@ -66,7 +75,8 @@ def run_child(role: str, level: str, main: Callable[[], Awaitable[int | None]]) 
             return None
 
     try:
-        code = asyncio.run(runner())
+        with asyncio.Runner(loop_factory=loop_factory) as loop_runner:
+            code = loop_runner.run(runner())
     except Exception:
         logging.getLogger("icey").exception("%s crashed", role)
         sys.exit(1)

@@ -111,7 +111,10 @@ async def run_worker(settings: Settings, src: SourceSettings, runtime_dir: Path)
         taps.append(keyframes)
         delivery = Delivery(fanout.publish_threadsafe, src.video)
         taps.append(delivery)
-        reader = SourceReader(src, source_watch(events, fanout, changes), taps)
+        # `sessions` is made below, before the reader starts: a viewer, or one negotiating, wants
+        # the packets on time; with none a file is paced loosely (reader.py).
+        reader = SourceReader(src, source_watch(events, fanout, changes), taps,
+                              lambda: bool(sessions.sessions) or sessions.negotiating["whep"] > 0)
         shared_decoder = intelligence.decoder if intelligence is not None and intelligence.vision else None
         stills = SnapshotService(keyframes, reader,
                                  (lambda: shared_decoder.latest) if shared_decoder is not None else None)

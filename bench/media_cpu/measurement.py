@@ -15,6 +15,9 @@ from media_cpu.client_process import Client
 CONNECT_TIMEOUT_SEC = 30.0
 VIEWERS_PER_CLIENT = 13  # 25 viewers -> 2 client processes
 LATE_HOLD_SEC = 0.5  # a late joiner stays this long after its first frame (its frames are counted), then leaves
+# The 0-viewer point (and the idle server) is a few thousandths of a core: /proc counts in 10 ms ticks, so a
+# short window cannot resolve it.
+FIXED_MIN_WINDOW_SEC = 10.0
 
 
 class Target:
@@ -50,7 +53,7 @@ def measure_counts(target: Target, counts: list[int], args, tmp: Path) -> list[d
         print(f"  [{target.name}] {n} viewer(s): ", end="", flush=True)
         if n == 0:
             c0, h0, t0 = target.cpu(), machine_busy(), time.monotonic()
-            time.sleep(args.window)
+            time.sleep(max(args.window, FIXED_MIN_WINDOW_SEC))
             c1, h1, t1 = target.cpu(), machine_busy(), time.monotonic()
             rows.append({"n": 0, "window": t1 - t0, "cpu": _delta(c0, c1), "client_cpu": 0.0,
                          "host_busy": (h1[0] - h0[0]) / (t1 - t0)})

@@ -11,6 +11,11 @@ from measure import fmt, percentile
 from media_cpu.measurement import LATE_HOLD_SEC, VIEWERS_PER_CLIENT
 
 FIRST_FRAME_TARGET_SEC = 0.2
+# Issue 13's goals, each a ratio to Janus in the same run (or a core budget).
+MARGINAL_TREE_GOAL = 0.7
+PER_VIEWER_SECOND_GOAL = 0.8
+FIXED_PER_CAMERA_GOAL_CORES = 0.010
+TREE = "whole tree"  # the pseudo-process: every measured process of a system together
 
 
 def slope(rows: list[dict], key: str, a: int, b: int) -> float:
@@ -28,9 +33,18 @@ def _mean(xs: list[float]) -> float:
     return sum(xs) / len(xs) if xs else math.nan
 
 
+def _add_tree(rows: list[dict]) -> None:
+    """Every row's CPU of all the system's measured processes together (icey: supervisor + API +
+    worker; Janus: Janus + its ffmpeg feeder), as one more entry of its `cpu`."""
+    for row in rows:
+        row["cpu"][TREE] = sum(v for k, v in row["cpu"].items() if k != TREE and not math.isnan(v))
+
+
 def print_report(args, res: dict, source_desc: str, t_total: float) -> None:
     w = print
     ok = {s: r for s, r in res.items() if "error" not in r}
+    for r in ok.values():
+        _add_tree(r["rows"])
     w("")
     w("=" * 120)
     w(f"Media CPU benchmark. Source: {source_desc}. {os.cpu_count()} CPUs.")
@@ -65,7 +79,10 @@ def print_report(args, res: dict, source_desc: str, t_total: float) -> None:
         for key2 in list(r["rows"][0]["cpu"])[1:]:
             vals = " / ".join(fmt(row["cpu"][key2] / row["window"], ".3f") for row in r["rows"])
             counts = "/".join(str(row["n"]) for row in r["rows"])
-            w(f"  {key2} process: {vals} cores at {counts} viewers")
+            w(f"  {key2}{'' if key2 == TREE else ' process'}: {vals} cores at {counts} viewers")
+        if r.get("idle_tree") is not None:
+            w(f"  idle server, whole tree (no camera: one record source with no publisher): "
+              f"{fmt(r['idle_tree'], '.4f')} cores")
         w("")
     w("cores: CPU-s of the process (utime+stime, all threads) / window s; CPU-s/viewer-s = cores / viewers;")
     w("ms/frame: CPU ms per frame delivered (summed over viewers); fps, Mbit/s/v (H.264 payload): the viewers' own")
@@ -95,6 +112,17 @@ def print_report(args, res: dict, source_desc: str, t_total: float) -> None:
         steps = [(0, lo)] + list(zip(counts, counts[1:], strict=False))
         w(f"{'':<20}{'':>18}  (per viewer, piecewise: "
           + ", ".join(f"{a} -> {b}: {fmt(slope(rows, key, a, b), '.4f')}" for a, b in steps) + " cores)")
+    for system, r in ok.items():
+        rows = r["rows"]
+        if len(rows[0]["cpu"]) < 3:  # one measured process: its tree is itself
+            continue
+        counts = sorted(row["n"] for row in rows if row["n"] > 0)
+        lo, hi = counts[0], counts[-1]
+        top = next(row for row in rows if row["n"] == hi)
+        w(f"{LABELS[system].split()[0] + ', whole tree':<20}"
+          f"{fmt(rows[0]['cpu'][TREE] / rows[0]['window'], '.3f') + ' cores':>18}"
+          f"{fmt(slope(rows, TREE, lo, hi), '.4f') + ' cores':>21}{f'{lo} -> {hi}':>12}"
+          f"{fmt(top['cpu'][TREE] / top['window'] / hi, '.4f'):>23}")
     if "janus" in ok:
         jr = ok["janus"]["rows"]
         w(f"{'Janus ffmpeg feeder':<20}{fmt(jr[0]['cpu']['ffmpeg feeder'] / jr[0]['window'], '.3f') + ' cores':>18}"
@@ -124,6 +152,15 @@ def print_report(args, res: dict, source_desc: str, t_total: float) -> None:
     if "icey" in ok and "janus" in ok:
         w(f"  CPU-s per viewer-second at {max(args.counts)} viewers, icey / Janus: "
           f"{fmt(ok['icey']['top_per'] / ok['janus']['top_per'], '.2f')}x")
+    tree = _tree_ratios(args, ok)
+    if tree:
+        w("  whole tree (icey: supervisor + API + worker; Janus: Janus + its ffmpeg feeder):")
+        w(f"    marginal CPU per viewer, icey / Janus:     {fmt(tree['marginal'], '.2f')}x  "
+          f"({fmt(tree['marginal_icey'], '.4f')} vs {fmt(tree['marginal_janus'], '.4f')} cores)")
+        w(f"    CPU-s per viewer-second at {max(args.counts)} viewers, icey / Janus: {fmt(tree['per_vs'], '.2f')}x")
+        w(f"    fixed CPU per camera, no viewers: icey {fmt(tree['fixed_icey'], '.4f')} cores (whole tree "
+          f"{fmt(tree['tree0'], '.4f')} - idle server {fmt(tree['idle'], '.4f')}) vs Janus + feeder "
+          f"{fmt(tree['fixed_janus'], '.4f')}: {fmt(tree['fixed'], '.2f')}x")
     w("")
     late_rows = {s: r["late"] for s, r in ok.items() if r.get("late")}
     if late_rows:
@@ -160,6 +197,15 @@ def print_report(args, res: dict, source_desc: str, t_total: float) -> None:
         r = marg["icey"] / marg["janus"] if marg["janus"] > 0 else math.nan
         w(f"  marginal cost per viewer at or below Janus's: icey {fmt(marg['icey'], '.4f')} vs Janus "
           f"{fmt(marg['janus'], '.4f')} cores ({fmt(r, '.2f')}x): {'MET' if r <= 1.0 else 'NOT MET'}")
+    if tree:
+        for label, value, goal in (("marginal CPU per viewer, whole tree", tree["marginal"], MARGINAL_TREE_GOAL),
+                                   (f"CPU per viewer-second at {max(args.counts)} viewers, whole tree",
+                                    tree["per_vs"], PER_VIEWER_SECOND_GOAL)):
+            w(f"  {label}: {fmt(value, '.2f')}x Janus (goal <= {goal}x): "
+              f"{'MET' if value <= goal else 'NOT MET'}")
+        met = tree["fixed_icey"] <= FIXED_PER_CAMERA_GOAL_CORES and tree["fixed_icey"] < tree["fixed_janus"]
+        w(f"  fixed CPU per camera: {fmt(tree['fixed_icey'], '.4f')} cores (goal <= {FIXED_PER_CAMERA_GOAL_CORES} "
+          f"and below Janus + feeder {fmt(tree['fixed_janus'], '.4f')}): {'MET' if met else 'NOT MET'}")
     if "icey" in late_rows:
         firsts = [j["first_key"] for j in late_rows["icey"]["joiners"] if j.get("first_key") is not None]
         n_all = len(late_rows["icey"]["joiners"])
@@ -181,3 +227,23 @@ def print_report(args, res: dict, source_desc: str, t_total: float) -> None:
             if row.get("errors"):
                 w(f"note: {LABELS[system]} {row['n']} viewers: connect errors {row['errors'][:2]}")
     w(f"total run {t_total:.0f} s")
+
+
+def _tree_ratios(args, ok: dict) -> dict:
+    """Issue 13's figures over whole process trees, icey against Janus in the same run (empty
+    without both)."""
+    if "icey" not in ok or "janus" not in ok:
+        return {}
+    ir, jr = ok["icey"]["rows"], ok["janus"]["rows"]
+    counts = sorted(row["n"] for row in ir if row["n"] > 0)
+    lo, hi = counts[0], counts[-1]
+    mi, mj = slope(ir, TREE, lo, hi), slope(jr, TREE, lo, hi)
+    ti, tj = (next(row for row in rows if row["n"] == hi) for rows in (ir, jr))
+    per_i, per_j = ti["cpu"][TREE] / ti["window"] / hi, tj["cpu"][TREE] / tj["window"] / hi
+    tree0 = ir[0]["cpu"][TREE] / ir[0]["window"]
+    idle = ok["icey"].get("idle_tree", math.nan)
+    fixed_j = jr[0]["cpu"][TREE] / jr[0]["window"]
+    return {"marginal_icey": mi, "marginal_janus": mj, "marginal": mi / mj if mj > 0 else math.nan,
+            "per_vs": per_i / per_j if per_j > 0 else math.nan, "tree0": tree0, "idle": idle,
+            "fixed_icey": tree0 - idle, "fixed_janus": fixed_j,
+            "fixed": (tree0 - idle) / fixed_j if fixed_j > 0 else math.nan}

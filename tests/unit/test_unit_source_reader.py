@@ -57,3 +57,47 @@ def test_a_looping_ts_file_has_no_pause_at_the_loop(tmp_path):
     assert len(arrivals.times) > 60  # paced: ~25 packets a second, not the whole file at once
     assert max(gaps) < 0.3, f"a {max(gaps):.2f} s pause"
     assert arrivals.seconds == sorted(arrivals.seconds)  # one continuous timeline over the loops
+
+
+def test_a_file_nobody_watches_is_handed_over_in_batches_still_at_real_time(tmp_path):
+    """Issue 13: with no viewer a frame-by-frame wake-up buys nothing, so packets come due in
+    groups, a few wake-ups a second; the file still plays at real time, not faster."""
+    path = tmp_path / "four-seconds.ts"
+    _ts_file(path, seconds=4.0)
+    settings = load_settings(parse_flags(["--source", f"clip={path}"]), {})
+    arrivals = _Arrivals()
+    reader = SourceReader(settings.sources[0], lambda status: None, [arrivals], watched=lambda: False)
+    reader.start()
+    time.sleep(2.5)
+    reader.stop()
+    gaps = [b - a for a, b in zip(arrivals.times, arrivals.times[1:], strict=False)]
+    assert 25 < len(arrivals.times) < 2.5 * 25 + 5  # real time (25 fps), give or take the slack
+    wakeups = sum(gap > 0.02 for gap in gaps)  # paced frame by frame, every gap would be ~40 ms
+    assert wakeups < len(gaps) / 3, f"{wakeups} wake-ups for {len(arrivals.times)} packets"
+    assert arrivals.seconds == sorted(arrivals.seconds)
+
+
+def test_a_camera_nobody_watches_is_read_in_batches_losing_nothing(rtsp_camera):
+    """Issue 13: unwatched, a read that waited for the camera is followed by a hold in which its
+    next frames gather in the socket: a few wake-ups a second, and still every frame."""
+    settings = load_settings(parse_flags(["--source", f"cam={rtsp_camera.url}"]), {})
+    arrivals = _Arrivals()
+    kinds: list[str] = []
+    reader = SourceReader(settings.sources[0], lambda status: None, [arrivals], watched=lambda: False)
+    original = arrivals.on_packet
+    arrivals.on_packet = lambda kind, packet, seconds: (kinds.append(kind), original(kind, packet, seconds))
+    reader.start()
+    try:
+        deadline = time.monotonic() + 15
+        while not arrivals.times and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert arrivals.times, "the camera never delivered"
+        time.sleep(4.0)
+    finally:
+        reader.stop()
+    span = arrivals.times[-1] - arrivals.times[0]
+    video = kinds.count("video")
+    assert video >= 15 * (span - 1.0), f"{video} frames in {span:.1f} s of a 15 fps camera"
+    gaps = [b - a for a, b in zip(arrivals.times, arrivals.times[1:], strict=False)]
+    wakeups = sum(gap > 0.01 for gap in gaps)  # frame by frame (15 fps video, Opus every 20 ms) most would be
+    assert wakeups < len(gaps) / 4, f"{wakeups} wake-ups for {len(arrivals.times)} packets"

@@ -2,6 +2,15 @@
 loops them, measures what arrives, hands every packet to the taps, and reconnects with backoff
 when a camera drops or hangs.
 
+Pacing a file costs a wake-up per packet, and on this kind of machine a wake-up (a timed wait,
+then the interpreter, demuxer and taps running with cold caches) costs far more than the
+packet's own Python. While nobody watches (`watched()` false) nothing needs a packet at its
+exact time, so the reader sleeps IDLE_PACING_SLACK_SEC past the due time and then hands over
+every packet that has come due in one go: a few wake-ups a second instead of one per frame.
+An RTSP camera (over TCP) wakes the reader with every frame it sends; unwatched, a read that
+had to wait for its packet is followed by a hold of the same length, in which the next frames
+gather in the socket, to be read in one go.
+
 Nothing that goes wrong while reading ends the thread: any error of an open source (the
 source's own, a tap's on open, a bug) reopens it with backoff and shows in lastError; a packet
 a tap cannot take is dropped for that tap and counted (droppedUnits). `reconnects` counts
@@ -39,6 +48,11 @@ RETRY_MAX_SEC = 10.0
 # A live source whose timestamps run this far ahead of the wall clock between two packets has
 # jumped (a shared RTSP mount re-basing when another client joins): treat it as a new epoch.
 FORWARD_JUMP_SEC = 2.0
+# How late a file's packets may reach the taps while nobody watches (recording, stills, vision
+# and the stats do not need them on the frame).
+IDLE_PACING_SLACK_SEC = 0.25
+# A read that took longer than this waited for the source: nothing was buffered.
+BLOCKED_READ_SEC = 0.005
 
 
 def open_source(src: SourceSettings) -> OpenedSource:
@@ -48,14 +62,16 @@ def open_source(src: SourceSettings) -> OpenedSource:
 class SourceReader(threading.Thread):
     """The status is an immutable SourceStatus swapped whole (by this thread, or by the stall
     watchdog through `stall_if_idle`), so any thread may read it; `on_change(status)` is called
-    on every change, from the thread that made it. `taps` get every packet in order."""
+    on every change, from the thread that made it. `taps` get every packet in order.
+    `watched()` (any thread's answer will do) says whether someone needs the packets on time."""
 
     def __init__(self, src: SourceSettings, on_change: Callable[[SourceStatus], None],
-                 taps: list[PacketTap]) -> None:
+                 taps: list[PacketTap], watched: Callable[[], bool] = lambda: True) -> None:
         super().__init__(name=f"reader-{src.id}", daemon=True)
         self.src = src
         self.on_change = on_change
         self.taps = taps
+        self.watched = watched
         self.timeline = Timeline()
         self.stats = SourceStats()
         self._status = SourceStatus()
@@ -165,6 +181,8 @@ class SourceReader(threading.Thread):
     def _pump(self, source: OpenedSource, streams: SourceStreams) -> None:
         """Read until the source ends or fails; files are paced to their timestamps."""
         paced = self.src.kind == "file"
+        held = self.src.kind == "rtsp"  # TCP: the kernel keeps what arrives during a hold
+        handed = time.monotonic()  # when the last packet was handed over: a later arrival had to wait
         self.timeline.new_epoch()
         for tap in self.taps:
             tap.on_open(streams)
@@ -173,6 +191,7 @@ class SourceReader(threading.Thread):
         loop_offset = last_ts = 0.0
         first_raw: float | None = None  # a file's first timestamp (MPEG-TS starts at ~1.4 s, not 0)
         previous: dict[str, tuple[float, float]] = {}  # kind -> (arrival, raw timestamp) of the last packet
+        bases: dict[str, float | None] = {}  # kind -> its time base as a float (PyAV makes a new Fraction)
         for kind, pkt in source.packets():
             fault_point("reader")
             if self._stopping.is_set():
@@ -186,28 +205,42 @@ class SourceReader(threading.Thread):
                 continue
             now = time.monotonic()
             ts = None
-            stamp = pkt.dts if pkt.dts is not None else pkt.pts
-            if stamp is not None and pkt.time_base is not None:
-                raw_ts = float(stamp * pkt.time_base)
+            if kind in bases:
+                base = bases[kind]
+            else:
+                tb = pkt.time_base
+                base = bases[kind] = float(tb) if tb is not None else None
+            pts = pkt.pts
+            dts = pkt.dts
+            stamp = dts if dts is not None else pts
+            if stamp is not None and base is not None:
+                raw_ts = stamp * base
                 if first_raw is None:
                     first_raw = raw_ts
                 ts = raw_ts + loop_offset
                 last_ts = max(last_ts, ts)
+            if held and now - handed > BLOCKED_READ_SEC and not self.watched():
+                self._wake.wait(IDLE_PACING_SLACK_SEC)
+                if self._stopping.is_set():
+                    return
+                if self._stall is not None:
+                    raise Interrupted()
+                now = time.monotonic()
             if paced and ts is not None:
                 if wall0 is None:
                     wall0, ts0 = now, ts
                 delay = wall0 + (ts - ts0) - now
                 if delay > 0:
-                    self._wake.wait(delay)
+                    self._wake.wait(delay if self.watched() else delay + IDLE_PACING_SLACK_SEC)
                     if self._stopping.is_set():
                         return
                     if self._stall is not None:
                         raise Interrupted()
                     now = time.monotonic()
             self.stats.on_packet(kind == "video", pkt.size, pkt.is_keyframe, ts, now)
-            if pkt.pts is None or pkt.time_base is None:
+            if pts is None or base is None:
                 continue
-            raw = float(pkt.pts * pkt.time_base)
+            raw = pts * base
             if self.src.live and kind in previous:
                 arrived, before = previous[kind]
                 if (raw - before) - (now - arrived) > FORWARD_JUMP_SEC:
@@ -223,6 +256,7 @@ class SourceReader(threading.Thread):
                     self._log_drop(kind, tap, exc)
             if dropped:
                 self.dropped_units += 1
+            handed = time.monotonic()
 
     def _log_drop(self, kind: str, tap: PacketTap, exc: Exception) -> None:
         """The first drop of each open is logged (with its traceback if it is not a known
