@@ -134,7 +134,8 @@ async def run_worker(settings: Settings, src: SourceSettings, runtime_dir: Path)
             return delivery.audio_mode is not None
         return src.mode == "relay"  # a relayed publisher's audio, when it sends some
 
-    sessions = SessionManager(settings, src, fanout, changes.notify, has_audio, sink_for, events)
+    sessions = SessionManager(settings, src, fanout, changes.notify, has_audio, sink_for, events,
+                              reader.hurry if reader is not None else lambda: None)
     publisher = StatePublisher(sock, src.id, settings.supervisor.heartbeat_ms / 1000, changes, reader, sessions,
                                intelligence, recording)
     hot = HotSettings(src, sessions, recording, intelligence)

@@ -77,6 +77,37 @@ def test_a_file_nobody_watches_is_handed_over_in_batches_still_at_real_time(tmp_
     assert arrivals.seconds == sorted(arrivals.seconds)
 
 
+def test_a_joining_viewer_ends_the_idle_hold_at_once(tmp_path):
+    """A viewer joins an unwatched file just after a batch was handed over: without hurry() the
+    reader would sleep out its 0.25 s slack, and live frames would lag the viewer's GOP replay."""
+    path = tmp_path / "four-seconds.ts"
+    _ts_file(path, seconds=4.0)
+    settings = load_settings(parse_flags(["--source", f"clip={path}"]), {})
+    arrivals = _Arrivals()
+    watching = False
+    reader = SourceReader(settings.sources[0], lambda status: None, [arrivals], watched=lambda: watching)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 5
+        while len(arrivals.times) < 5 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        seen = len(arrivals.times)
+        while len(arrivals.times) == seen and time.monotonic() < deadline:
+            time.sleep(0.001)  # a new batch has just been handed over: the reader now holds
+        time.sleep(0.02)  # the rest of that batch
+        joined = time.monotonic()
+        watching = True
+        reader.hurry()
+        seen = len(arrivals.times)
+        while len(arrivals.times) == seen and time.monotonic() < deadline:
+            time.sleep(0.001)
+    finally:
+        reader.stop()
+    assert len(arrivals.times) > seen, "no packet after the viewer joined"
+    waited = arrivals.times[seen] - joined
+    assert waited < 0.1, f"the next packet came {waited:.2f} s after the join (one frame is 0.04 s)"
+
+
 def test_a_camera_nobody_watches_is_read_in_batches_losing_nothing(rtsp_camera):
     """Issue 13: unwatched, a read that waited for the camera is followed by a hold in which its
     next frames gather in the socket: a few wake-ups a second, and still every frame."""

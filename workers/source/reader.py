@@ -80,7 +80,7 @@ class SourceReader(threading.Thread):
         self._opened_at: str | None = None
         self._stopping = threading.Event()  # not _stop: Thread has one
         self._lock = threading.Lock()  # status changes: this thread and the watchdog
-        self._wake = threading.Event()  # ends a pacing wait early: stop() or a stall
+        self._wake = threading.Event()  # ends a pacing wait early: stop(), a stall or hurry()
         self._source: OpenedSource | None = None
         self._opened_mono = 0.0
         self._stall: tuple[float, str] | None = None  # (when, why) the watchdog declared this open stalled
@@ -116,6 +116,22 @@ class SourceReader(threading.Thread):
         source = self._source
         if source is not None:
             source.interrupt()
+
+    def hurry(self) -> None:
+        """A viewer is joining (event loop): end an idle hold or loose pacing wait now, so live
+        frames follow its GOP replay without the up to 0.25 s an unwatched source may lag."""
+        self._wake.set()
+
+    def _pause(self, seconds: float) -> bool:
+        """Wait up to `seconds` (reader thread); False when the reader is stopping. A wait that
+        `hurry` cut short re-arms the event: only stop() and a stall leave it set."""
+        if self._wake.wait(seconds) and not self._stopping.is_set() and self._stall is None:
+            self._wake.clear()  # stop() and a stall set their flag before the event: checked below
+        if self._stopping.is_set():
+            return False
+        if self._stall is not None:
+            raise Interrupted()
+        return True
 
     # -- the stall watchdog (another thread) -------------------------------------------------------
 
@@ -220,22 +236,16 @@ class SourceReader(threading.Thread):
                 ts = raw_ts + loop_offset
                 last_ts = max(last_ts, ts)
             if held and now - handed > BLOCKED_READ_SEC and not self.watched():
-                self._wake.wait(IDLE_PACING_SLACK_SEC)
-                if self._stopping.is_set():
+                if not self._pause(IDLE_PACING_SLACK_SEC):
                     return
-                if self._stall is not None:
-                    raise Interrupted()
                 now = time.monotonic()
             if paced and ts is not None:
                 if wall0 is None:
                     wall0, ts0 = now, ts
                 delay = wall0 + (ts - ts0) - now
                 if delay > 0:
-                    self._wake.wait(delay if self.watched() else delay + IDLE_PACING_SLACK_SEC)
-                    if self._stopping.is_set():
+                    if not self._pause(delay if self.watched() else delay + IDLE_PACING_SLACK_SEC):
                         return
-                    if self._stall is not None:
-                        raise Interrupted()
                     now = time.monotonic()
             self.stats.on_packet(kind == "video", pkt.size, pkt.is_keyframe, ts, now)
             if pts is None or base is None:

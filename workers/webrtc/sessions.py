@@ -83,8 +83,9 @@ def _codecs(kind: str, mime: str) -> list:
 class SessionManager:
     def __init__(self, settings: Settings, src: SourceSettings, fanout: Fanout, on_change: Callable[[], None],
                  has_audio: Callable[[], bool], ingest_factory: Callable[[Session], PublisherSink],
-                 events: EventEmitter) -> None:
+                 events: EventEmitter, viewer_joining: Callable[[], None] = lambda: None) -> None:
         self.settings, self.src, self.fanout = settings, src, fanout
+        self.viewer_joining = viewer_joining  # the reader's hurry(): an unwatched source may be lagging
         self.events = events
         self.on_change = on_change
         self.has_audio = has_audio
@@ -215,6 +216,7 @@ class SessionManager:
         if viewers >= self.src.max_viewers:
             raise SessionError("busy", f"source {self.src.id} has reached its limit of {self.src.max_viewers} viewers")
         self.negotiating["whep"] += 1  # the slot is held from the check on: no await in between
+        self.viewer_joining()
         try:
             session = self._new_session("whep", remote)
 
