@@ -52,11 +52,11 @@ REPARENT_TIMEOUT_SEC = 5.0
 
 
 def preload() -> ModuleType:
-    """Import what a worker imports (the worker program imports the workers package, which
-    imports PyAV, aiortc and numpy); returns the worker program, whose main() each fork runs."""
-    import aiortc  # noqa: F401
-    import av  # noqa: F401
-    import numpy  # noqa: F401
+    """Import what a worker imports: the worker program (which imports PyAV, aiortc, numpy and
+    the workers package) and the few modules a running worker imports late (found with
+    PYTHONPROFILEIMPORTTIME on a spawned worker); returns the program, whose main() each fork runs."""
+    import av.subtitles.stream  # noqa: F401  (opening a container)
+    import numpy.random  # noqa: F401  (reseeded in each fork)
 
     import workers.__main__ as program
     return program
@@ -120,7 +120,7 @@ def serve(conn: socket.socket) -> tuple[ForkRequest, int]:
         conn.send(encode(reply))
 
 
-def become_worker(request: ForkRequest, out: int) -> None:
+def become_worker(request: ForkRequest, out: int, program_path: str) -> None:
     """Everything a spawned worker would have been given (see the module docstring)."""
     supervisor = int(request.env.get(SUPERVISOR_PID_ENV, "0"))
     helper, deadline = os.getppid(), time.monotonic() + REPARENT_TIMEOUT_SEC
@@ -137,10 +137,10 @@ def become_worker(request: ForkRequest, out: int) -> None:
     os.close(out)
     os.environ.clear()
     os.environ.update(request.env)
-    sys.argv = [sys.argv[0], *request.args]
+    sys.argv = [program_path, *request.args]  # as `python -m workers` sets it
     set_cmdline(worker_cmdline(sys.executable, request.args))
     random.seed()  # the at-fork hook does it too; numpy has none
-    import numpy
+    import numpy.random
     numpy.random.seed()
 
 
@@ -166,8 +166,7 @@ def main() -> None:
              len(sys.modules), gc.get_freeze_count())
     request, out = serve(conn)
     conn.close()
-    sys.argv[0] = program.__file__ or sys.argv[0]
-    become_worker(request, out)
+    become_worker(request, out, program.__file__ or sys.argv[0])
     program.main()
 
 
