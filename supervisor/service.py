@@ -100,9 +100,10 @@ class Service:
 
     def _worker(self, src: SourceSettings) -> Child:
         args = ["--runtime-dir", str(self.runtime_dir), "--source-id", src.id]
-        launch = self.zygote.launcher(args) if self.zygote else Spawn(worker_cmdline(sys.executable, args))
+        role = f"worker:{src.id}"
+        launch = self.zygote.launcher(role, args) if self.zygote else Spawn(worker_cmdline(sys.executable, args))
         cfg = self.settings.supervisor
-        return Child(f"worker:{src.id}", launch, RestartPolicy.from_config(cfg), self.publish, cfg.stop_timeout_sec)
+        return Child(role, launch, RestartPolicy.from_config(cfg), self.publish, cfg.stop_timeout_sec)
 
     def _helpers(self) -> list[Child]:
         """The children that are not the API or a worker: the TURN relay, the worker template."""

@@ -94,18 +94,20 @@ class Zygote:
             self._conn, self._conn_pid = conn, pid
             self._changed.set()
 
-    def launcher(self, args: list[str]) -> Launcher:
+    def launcher(self, role: str, args: list[str]) -> Launcher:
         """Start a worker (`python -m workers <args>`) forked from the template, or spawned when
         there is no template to fork it."""
         spawn = Spawn(worker_cmdline(sys.executable, args))
 
         async def launch() -> Running:
             conn = await self._ready()
-            if conn is not None:
-                try:
-                    return await self._fork(conn, args)
-                except (OSError, TimeoutError, ForkFailed) as exc:
-                    log.warning("the template did not fork a worker (%s); spawning it instead", exc)
+            if conn is None:
+                log.warning("no worker template is ready (it is %s); spawning %s", self.child.info.state, role)
+                return await spawn()
+            try:
+                return await self._fork(conn, args)
+            except (OSError, TimeoutError, ForkFailed) as exc:
+                log.warning("the template did not fork %s (%s); spawning it instead", role, exc)
             return await spawn()
 
         return launch
