@@ -153,12 +153,12 @@ def main() -> None:
     die_with_parent()
     setup_logging("zygote", args.log_level)
     started = time.monotonic()
+    gc.disable()  # no collection while importing: the garbage it would free leaves holes that forks fill
     program = preload()
     if threading.active_count() != 1:
         log.error("an import started a thread (%s); forking now would be unsafe",
                   ", ".join(t.name for t in threading.enumerate()))
         raise SystemExit(1)
-    gc.collect()
     gc.freeze()
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     conn.connect(str(args.runtime_dir / ZYGOTE_SOCKET))
@@ -166,6 +166,7 @@ def main() -> None:
              len(sys.modules), gc.get_freeze_count())
     request, out = serve(conn)
     conn.close()
+    gc.enable()
     become_worker(request, out, program.__file__ or sys.argv[0])
     program.main()
 
