@@ -1,9 +1,10 @@
 """`python -m workers.zygote --runtime-dir DIR --log-level L --cmdline-room ....`: the worker
 template, started by the supervisor only (`supervisor.zygote`, on by default).
 
-It imports what every worker runs (PyAV, aiortc, numpy, the workers package), moves the objects
-it holds out of the garbage collector's reach (`gc.freeze()`: a collection in a worker would
-otherwise write to every shared page), connects to the supervisor, and forks one worker per
+It imports what every worker runs (PyAV, aiortc, numpy, the workers package) with the garbage
+collector off (freed garbage would leave holes in shared pages that a fork's allocations fill),
+moves the objects it holds out of the collector's reach (`gc.freeze()`: a collection in a worker
+would otherwise write to every shared page), connects to the supervisor, and forks one worker per
 request: the workers share those pages copy-on-write instead of importing it all again. It
 starts no thread, no event loop and no ZeroMQ context (it checks the thread count before it
 serves), so a fork inherits none.
