@@ -37,6 +37,12 @@ def stat(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
+def pipes_and_sockets(pid: int) -> set[str]:
+    """What the process's descriptors that are pipes or sockets point at (`pipe:[inode]`, ...)."""
+    links = {os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()}
+    return {link for link in links if link.startswith(("pipe:", "socket:"))}
+
+
 def template_pid(server) -> int:
     template = server.status()["processes"]["zygote"]
     assert template is not None and template["state"] == "running", template
@@ -61,6 +67,8 @@ def test_forked_workers_are_processes_of_their_own(icey):
         argv = cmdline(pid).split()
         assert argv[1:3] == ["-m", "workers"] and argv[argv.index("--source-id") + 1] == source_id
         assert shared_dirty_kb(pid) > FORKED_SHARED_KB  # forked: the template's memory is shared
+        # nothing of the template's own: not its connection to the supervisor, not its output pipe
+        assert not pipes_and_sockets(pid) & pipes_and_sockets(template)
     # each worker logs under its own role (the output pipe it was handed), never the template's
     stderr = server.stderr()
     assert "[worker:a] source online" in stderr and "[worker:b] source online" in stderr
