@@ -144,7 +144,7 @@ class Zygote:
                     self._drop()
                     self.child.signal(signal.SIGKILL)
                     raise
-                except OSError:
+                except BaseException:  # an error or a cancelled wait: a late answer must not meet the next request
                     self._drop()
                     raise
             if not data:

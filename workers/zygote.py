@@ -102,7 +102,7 @@ def serve(conn: socket.socket) -> tuple[ForkRequest, int]:
             data, fds, flags = b"", [], 0
         if not data:
             raise SystemExit(0)
-        reply, request = ForkReply(), None
+        reply = ForkReply()
         try:
             if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC) or len(fds) != 1:
                 raise ValueError("a fork request needs one output pipe and at most "
