@@ -49,7 +49,7 @@ from supervisor.readiness import ServiceNotifier
 from supervisor.restart_policy import RestartPolicy
 from supervisor.sd_notify import SdNotify
 from supervisor.worker_updates import update_in_place
-from supervisor.zygote import Zygote
+from supervisor.zygote import Zygote, become_subreaper
 
 log = logging.getLogger("icey.supervisor")
 STORAGE_INTERVAL_SEC = 5.0
@@ -91,7 +91,7 @@ class Service:
                                       pass_fds=(http_socket.fileno(),)),
                          RestartPolicy.from_config(cfg, retry_given_up=False), self.publish, stop_sec)
         self.zygote = Zygote(self.runtime_dir, settings.log_level, RestartPolicy.from_config(cfg), self.publish,
-                             stop_sec) if cfg.zygote else None
+                             stop_sec) if cfg.zygote and become_subreaper() else None
         self.workers = {src.id: self._worker(src) for src in settings.sources}
         binary = turn_relay.turnserver_path() if settings.turn.active else None
         self.turn = Child("turn", Spawn(turn_relay.argv(settings, self.runtime_dir, binary)),

@@ -44,12 +44,21 @@ class ForkFailed(Exception):
     """The template did not fork the worker; the reason is the message."""
 
 
-def become_subreaper() -> None:
-    """Orphaned descendants (every forked worker, once its fork helper exits) become our children."""
+def become_subreaper() -> bool:
+    """Orphaned descendants (every forked worker, once its fork helper exits) become our children,
+    waited for through pidfds (Linux 5.3). False, with a warning, where the kernel cannot do both:
+    workers are then spawned."""
     libc = ctypes.CDLL(None, use_errno=True)
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError as exc:
+        log.warning("no pidfd support (%s): supervisor.zygote is off, every worker is spawned", exc)
+        return False
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(errno)}")
+        log.warning("prctl(PR_SET_CHILD_SUBREAPER) failed (%s): supervisor.zygote is off, every worker is spawned",
+                    os.strerror(ctypes.get_errno()))
+        return False
+    return True
 
 
 def peer_pid(conn: socket.socket) -> int:
@@ -61,7 +70,6 @@ def peer_pid(conn: socket.socket) -> int:
 class Zygote:
     def __init__(self, runtime_dir: Path, log_level: str, policy: RestartPolicy, on_change: Callable[[], None],
                  stop_timeout_sec: float) -> None:
-        become_subreaper()
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.listener.bind(str(runtime_dir / ZYGOTE_SOCKET))
         self.listener.listen(4)
