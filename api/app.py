@@ -1,4 +1,5 @@
-"""The Quart app factory: one blueprint per domain, auth and JSON errors around them."""
+"""The Quart app factories: the API (one blueprint per domain, auth and JSON errors around them)
+and the metrics listener's (`metrics.port`: /metrics alone, with the same Host check and errors)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from protocol.config import Settings
 from protocol.messages import MAX_SDP_BYTES
 
 BODY_TIMEOUT_SEC = 10  # a request body (an SDP offer: 64 KB at most) that takes longer is cut off
+METRICS_MAX_BODY = 1024  # /metrics takes no body: anything longer is refused before it is read
 _ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large",
                 415: "unsupported_media_type"}
 
@@ -59,15 +61,8 @@ def create_app(settings: Settings, view: StateView, control: ControlClient, runt
     app.register_blueprint(snapshot_routes.bp)
     app.register_blueprint(config_routes.bp)
 
-    names = allowed_names(settings)
+    _host_check_and_errors(app, settings)
     origins = cors.normalized(settings.auth.allowed_origins)
-
-    @app.before_request
-    async def check_host():
-        if not host_allowed(request.host, names):
-            return error_response(421, "misdirected_request", f"Host {request.host!r} is not a name of this "
-                                  "server; add it to http.allowedHosts")
-        return None
 
     @app.before_request
     async def require_token():
@@ -91,6 +86,33 @@ def create_app(settings: Settings, view: StateView, control: ControlClient, runt
         cors.add_headers(response, request.headers.get("Origin"), origins)
         return response
 
+    return app
+
+
+def create_metrics_app(parts: AppParts) -> Quart:
+    """Served on `metrics.port`: /metrics (its own token rule, metrics_routes.py) and nothing else,
+    so a scraper on that port reaches no API route, page or file. `parts` are the API app's: the
+    same merged state, and the same settings as config generations replace them."""
+    app = Quart("icey-metrics", static_folder=None)
+    app.extensions["icey"] = parts
+    app.config.update(MAX_CONTENT_LENGTH=METRICS_MAX_BODY, BODY_TIMEOUT=BODY_TIMEOUT_SEC)
+    app.asgi_app = BodyLimit(app.asgi_app, METRICS_MAX_BODY)  # type: ignore[method-assign]
+    app.register_blueprint(metrics_routes.bp)
+    _host_check_and_errors(app, parts.settings)
+    return app
+
+
+def _host_check_and_errors(app: Quart, settings: Settings) -> None:
+    """The Host check (421) and the one JSON error shape, on every app that listens."""
+    names = allowed_names(settings)
+
+    @app.before_request
+    async def check_host():
+        if not host_allowed(request.host, names):
+            return error_response(421, "misdirected_request", f"Host {request.host!r} is not a name of this "
+                                  "server; add it to http.allowedHosts")
+        return None
+
     @app.errorhandler(ApiError)
     async def api_error(exc: ApiError):
         return error_response(exc.status, exc.code, exc.detail, exc.headers)
@@ -106,5 +128,3 @@ def create_app(settings: Settings, view: StateView, control: ControlClient, runt
     async def unexpected(exc: Exception):
         app.logger.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal", "internal error; see the server log")
-
-    return app

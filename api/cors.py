@@ -8,7 +8,9 @@ from quart import Response
 
 ALLOW_METHODS = "GET, POST, DELETE, PATCH, OPTIONS"
 ALLOW_HEADERS = "Authorization, Content-Type, X-Icey-Token, If-Match"
-EXPOSE_HEADERS = "Location, Link, ETag, Accept-Patch"
+# What a page of a listed origin may read: WHEP/WHIP's Location and Link, the ETag of config edits
+# and snapshots, and a snapshot's X-Icey-Frame-Time (a wall of several boxes shows how old each still is).
+EXPOSE_HEADERS = "Location, Link, ETag, Accept-Patch, X-Icey-Frame-Time"
 
 
 def normalized(origins: list[str]) -> frozenset[str]:

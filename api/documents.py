@@ -73,6 +73,7 @@ class Intelligence(msgspec.Struct):
 class SourceItem(msgspec.Struct, rename="camel"):
     id: str
     mode: str
+    labels: dict[str, str]  # the operator's, as configured (a hot setting: no restart)
     source: SourceRef
     state: str
     online: bool
@@ -229,7 +230,7 @@ class Documents:
         sessions = Sessions(ws.sessions_active, ws.sessions_total) if ws else Sessions(0, 0)
         intel = src.intelligence
         return SourceItem(
-            id=src.id, mode=src.mode,
+            id=src.id, mode=src.mode, labels=src.labels,
             source=SourceRef(value=public_value(src.url), kind=src.kind, remote=src.remote, loop=src.loop),
             state=state, online=online,
             online_since=ws.source.online_since if ws and online else None,

@@ -2,8 +2,8 @@
 rebinding: a page from evil.example re-resolves its own name to this box, and the browser then
 treats /api/* as same-origin. Its requests still say `Host: evil.example`, which is refused.
 
-Allowed: localhost, the bind host, any literal IP address, and the names in `http.allowedHosts`
-(a reverse proxy's public name, the box's mDNS name)."""
+Allowed: localhost, the bind hosts (HTTP and metrics), any literal IP address, and the names in
+`http.allowedHosts` (a reverse proxy's public name, the box's mDNS name)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ from protocol.config import WILDCARD_HOSTS, Settings
 
 def allowed_names(settings: Settings) -> frozenset[str]:
     names = {"localhost", *settings.http.allowed_hosts}
-    if settings.http.host not in WILDCARD_HOSTS:
-        names.add(settings.http.host)
+    names.update(h for h in (settings.http.host, settings.metrics.bind_host(settings.http)) if h not in WILDCARD_HOSTS)
     return frozenset(name.lower().rstrip(".") for name in names)
 
 

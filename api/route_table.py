@@ -220,7 +220,8 @@ ROUTES: tuple[Route, ...] = (
           {**CONFIG_APPLIED, **errors(400, 403, 404, 412, 503, 504)}, params=(IF_MATCH,)),
     Route("POST", "/api/config/reload", "config.reload_config", "Read the config file again (as SIGHUP).",
           {**CONFIG_APPLIED, **errors(400, 403, 503, 504)}),
-    Route("GET", "/metrics", "metrics.metrics", "Prometheus metrics (OpenMetrics when asked for in Accept).",
+    Route("GET", "/metrics", "metrics.metrics", "Prometheus metrics (OpenMetrics when asked for in Accept); also "
+          "served alone on metrics.port when that is set.",
           {200: Reply("The metrics.", (Body("text/plain"), Body("application/openmetrics-text")))},
           auth="metrics"),
     Route("GET", "/api/openapi.json", "openapi.document", "This document.",

@@ -29,6 +29,10 @@ Viewers = Annotated[int, Meta(ge=0, le=10_000)]  # 0: the source takes no viewer
 StallTimeout = Annotated[float, Meta(gt=0.0, le=3600.0)]
 Count = Annotated[int, Meta(ge=0, le=1_000_000)]  # a cap; 0 disables it
 Seconds = Annotated[float, Meta(gt=0.0, le=86_400.0)]
+# A source's labels: operator metadata shown with it (never metric labels), bounded like any input.
+LabelKey = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
+LabelValue = Annotated[str, Meta(max_length=256)]
+Labels = Annotated[dict[LabelKey, LabelValue], Meta(max_length=32)]
 
 
 class _Camel(msgspec.Struct, rename="camel", omit_defaults=False):
@@ -240,7 +244,7 @@ class SupervisorConfig(_Camel):
     given_up_retry_sec: Annotated[float, Meta(ge=0.0, le=604_800.0)] = 300.0
     stop_timeout_sec: Annotated[float, Meta(ge=0.1, le=300.0)] = 5.0
     heartbeat_ms: Annotated[int, Meta(ge=50, le=60_000)] = 1000
-    # Reload when the config file changes (as on SIGHUP), checked every second.
+    # Reload when the config file changes (as on SIGHUP): its directory is watched (watchfiles).
     watch_config: bool = False
     # Fork workers from one template process that has imported PyAV, aiortc and numpy (their
     # memory is shared) instead of starting each as a fresh interpreter.
@@ -256,9 +260,17 @@ class ReadyConfig(_Camel):
 
 class MetricsConfig(_Camel):
     """GET /metrics (new). `token`, when set, is a second token that opens /metrics only (for a
-    scraper that must not read or change anything else); `auth.token` opens it too."""
+    scraper that must not read or change anything else); `auth.token` opens it too. `port` (0:
+    off) also serves /metrics, and nothing else, on a listener of its own bound to `host` (empty:
+    http.host), so a scraper's network need not reach the API at all; the token rule is the same
+    there (open only when neither token is set)."""
 
     token: str = ""
+    host: str = ""
+    port: Annotated[int, Meta(ge=0, le=65535)] = 0
+
+    def bind_host(self, http: HttpConfig) -> str:
+        return self.host or http.host
 
 
 class SourceEntry(_Camel):
@@ -276,6 +288,7 @@ class SourceEntry(_Camel):
     video: dict | None = None
     audio: dict | None = None
     intelligence: dict | None = None
+    labels: Labels | None = None
 
 
 class FileConfig(_Camel):
@@ -302,8 +315,17 @@ SOURCE_OVERRIDE_TYPES: dict[str, type] = {
 }
 
 
-# Source keys a running worker applies in place (the rest restart only that source's worker).
-HOT_SOURCE_FIELDS = frozenset({"max_viewers"})
+# The one table of what a running worker applies in place: key paths of a source as written in
+# the config (a path covers everything under it). A change anywhere else (url, mode, loop, video,
+# audio, the intelligence pipelines' shape, switching vision or speech on or off) restarts only that
+# source's worker. Labels are read by the API alone.
+HOT_SOURCE_PATHS = frozenset({
+    "maxViewers", "labels",
+    "record.enabled", "record.segmentSeconds", "record.retention",
+    "intelligence.vision.motion",
+    "intelligence.speech.startThreshold", "intelligence.speech.stopThreshold",
+    "intelligence.speech.minSilenceUsec", "intelligence.speech.updateIntervalUsec",
+})
 
 
 class SourceSettings(_Camel):
@@ -323,11 +345,27 @@ class SourceSettings(_Camel):
     video: VideoConfig
     audio: AudioConfig
     intelligence: IntelligenceConfig
+    labels: dict[str, str] = {}
 
 
-def changed_source_fields(old: SourceSettings, new: SourceSettings) -> set[str]:
-    """The fields whose values differ, the index (which endpoint the worker binds) aside."""
-    return {f for f in old.__struct_fields__ if f != "index" and getattr(old, f) != getattr(new, f)}
+def changed_paths(old: object, new: object, prefix: str = "") -> list[str]:
+    """Dotted key paths where two JSON-like values differ (objects compared key by key)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [p for key in sorted(old.keys() | new.keys())
+                for p in changed_paths(old.get(key), new.get(key), f"{prefix}.{key}" if prefix else key)]
+    return [] if old == new else [prefix]
+
+
+def changed_source_paths(old: SourceSettings, new: SourceSettings) -> list[str]:
+    """The key paths (as written in the config) whose values differ, the index (which endpoint
+    the worker binds) aside."""
+    return changed_paths(msgspec.to_builtins(msgspec.structs.replace(old, index=new.index)),
+                         msgspec.to_builtins(new))
+
+
+def cold_source_paths(changed: list[str]) -> list[str]:
+    """The changed paths no HOT_SOURCE_PATHS entry covers: they need a new worker."""
+    return [p for p in changed if not any(p == hot or p.startswith(hot + ".") for hot in HOT_SOURCE_PATHS)]
 
 
 class Settings(_Camel):

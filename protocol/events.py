@@ -69,6 +69,8 @@ class ConfigData(msgspec.Struct, tag="config", rename="camel", kw_only=True):
     removed: list[str] = []
     restarted: list[str] = []
     updated: list[str] = []
+    changed: dict[str, list[str]] = {}  # updated/restarted source id -> the key paths that changed
+    restarted_for: dict[str, list[str]] = {}  # restarted source id -> the key paths that needed a new worker
     requires_restart: list[str] = []
     detail: str | None = None
 

@@ -71,6 +71,7 @@ class SessionInfo(msgspec.Struct, rename="camel", kw_only=True):
 class VisionStatus(msgspec.Struct, rename="camel", kw_only=True):
     enabled: bool = True
     active: bool = False  # motion in progress
+    threshold: float | None = None  # the motion threshold in effect
     last_score: float | None = None
     events: int = 0
     queue_drops: int = 0
@@ -86,6 +87,8 @@ class SpeechStatus(msgspec.Struct, rename="camel", kw_only=True):
     active: bool = False  # voice in progress
     level: float = 0.0
     peak: float = 0.0
+    start_threshold: float | None = None  # in effect
+    stop_threshold: float | None = None
     events: int = 0
     queue_drops: int = 0
 
@@ -166,12 +169,15 @@ class StorageInfo(msgspec.Struct, kw_only=True):
 
 class ConfigInfo(msgspec.Struct, rename="camel", kw_only=True):
     """The configuration generation the service runs: `requiresRestart` lists the key paths
-    changed in the file that only a service restart applies (they are not applied until then)."""
+    changed in the file that only a service restart applies (they are not applied until then);
+    `updated` / `restarted` the sources this generation changed in place / with a new worker."""
 
     generation: int = 1
     loaded_at: str = ""  # RFC 3339 UTC
     source: ConfigOrigin = "file"
     requires_restart: list[str] = []
+    updated: list[str] = []
+    restarted: list[str] = []
 
 
 class SupervisorState(msgspec.Struct, tag="supervisor", kw_only=True):
@@ -261,7 +267,8 @@ class SnapshotRequest(msgspec.Struct, tag="snapshot", rename="camel", kw_only=Tr
 
 class UpdateSource(msgspec.Struct, tag="update-source"):
     """From the supervisor: this source's new settings, which differ from the running ones only
-    in keys a worker applies in place (see HOT_SOURCE_FIELDS); anything else is refused."""
+    in keys a worker applies in place (HOT_SOURCE_PATHS); anything else is refused. Answered
+    with `Applied`."""
 
     source: SourceSettings
 
@@ -313,12 +320,18 @@ class Done(msgspec.Struct, tag="done"):
     pass
 
 
+class Applied(msgspec.Struct, tag="applied"):
+    """The key paths a worker took in place (an answer to UpdateSource)."""
+
+    paths: list[str]
+
+
 class ControlError(msgspec.Struct, tag="error"):
     code: ControlErrorCode
     detail: str
 
 
-ControlReply = SourceDescription | SdpAnswer | SnapshotReply | Done | ControlError
+ControlReply = SourceDescription | SdpAnswer | SnapshotReply | Done | Applied | ControlError
 
 
 class RestartSource(msgspec.Struct, tag="restart-source"):
@@ -351,13 +364,16 @@ SupervisorRequest = RestartSource | ReloadConfig | GetSourceConfig | EditSource
 
 class ConfigOutcome(msgspec.Struct, rename="camel", kw_only=True):
     """What applying a generation did, source by source: `updated` sources took their change in
-    place (their worker kept running), `restarted` ones got a new worker."""
+    place (their worker kept running), `restarted` ones got a new worker; `changed` gives the
+    key paths that changed for each of them, `restartedFor` the ones that needed the restart."""
 
     generation: int
     added: list[str] = []
     removed: list[str] = []
     restarted: list[str] = []
     updated: list[str] = []
+    changed: dict[str, list[str]] = {}
+    restarted_for: dict[str, list[str]] = {}
     requires_restart: list[str] = []
 
 

@@ -23,6 +23,8 @@ def _banner(settings, scheme: str) -> str:
     lines = [f"icey-server listening on {settings.http.host}:{settings.http.port}",
              f"Web UI: {scheme}://localhost:{settings.http.port}/",
              f"Config: {settings.config_path} ({'loaded' if settings.config_exists else 'defaults'})"]
+    if settings.metrics.port:
+        lines.insert(2, f"Metrics: {scheme}://{settings.metrics.bind_host(settings.http)}:{settings.metrics.port}/metrics")
     for src in settings.sources:
         shown = escape_controls(public_value(src.url)) if src.url else "(none)"
         lines.append(f"Source {src.id}: {shown} ({src.mode}, {src.kind})")
@@ -69,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         preflight.check_runtime_dir()
         degrading = preflight.degrading_warnings(settings)
         http_socket = preflight.bind_http(settings)
+        metrics_socket = preflight.bind_metrics(settings)
         preflight.probe_turn_ports(settings)
     except StartupError as exc:
         print(exc.message, file=sys.stderr)
@@ -87,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     from supervisor.service import Service
 
     log.info("starting %d source(s)", len(settings.sources))
-    return asyncio.run(Service(settings, checks, degrading, http_socket, ConfigReader(flags, dict(os.environ))).run())
+    return asyncio.run(Service(settings, checks, degrading, http_socket, metrics_socket,
+                               ConfigReader(flags, dict(os.environ))).run())
 
 
 if __name__ == "__main__":

@@ -9,14 +9,14 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from protocol.config import HOT_SOURCE_FIELDS, Settings, changed_source_fields
+from protocol.config import Settings, changed_paths, changed_source_paths, cold_source_paths
 from supervisor.config_loader import load_settings
 from supervisor.errors import StartupError
 from supervisor.flags import Flags
 
 # Top-level settings only a service restart applies (sockets, secrets, the relay, the children's
 # restart policy): a reload reports them in `requiresRestart` and keeps running the old values.
-RESTART_KEYS = ("http", "tls", "auth", "turn", "stun", "webrtc", "webRoot", "supervisor", "logLevel")
+RESTART_KEYS = ("http", "tls", "auth", "turn", "stun", "webrtc", "webRoot", "supervisor", "logLevel", "metrics")
 
 
 class ConfigRejected(Exception):
@@ -52,24 +52,22 @@ class Plan:
     removed: list[str] = field(default_factory=list)
     restarted: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)  # only hot fields changed: applied in place
+    changed: dict[str, list[str]] = field(default_factory=dict)  # updated/restarted id -> changed key paths
+    restarted_for: dict[str, list[str]] = field(default_factory=dict)  # restarted id -> the paths that needed it
     requires_restart: list[str] = field(default_factory=list)
     next_index: int = 0
 
 
-def _changed_paths(old: object, new: object, prefix: str) -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        return [p for key in sorted(old.keys() | new.keys())
-                for p in _changed_paths(old.get(key), new.get(key), f"{prefix}.{key}" if prefix else key)]
-    return [] if old == new else [prefix]
-
-
 def plan(running: Settings, candidate: Settings, next_index: int) -> Plan:
     """A source keeps its index (it names the worker's control endpoint, which the API is
-    connected to); a new source gets one never used before. A change to hot fields only is
-    applied in place by the worker; any other change restarts only that source's worker."""
+    connected to); a new source gets one never used before. A change to hot fields only
+    (HOT_SOURCE_PATHS) is applied in place by the worker; any other change restarts only that
+    source's worker."""
     old = {s.id: s for s in running.sources}
     sources = []
     added, restarted, updated = [], [], []
+    changes: dict[str, list[str]] = {}
+    colds: dict[str, list[str]] = {}
     for src in candidate.sources:
         before = old.get(src.id)
         if before is None:
@@ -78,15 +76,18 @@ def plan(running: Settings, candidate: Settings, next_index: int) -> Plan:
             added.append(src.id)
         else:
             sources.append(msgspec.structs.replace(src, index=before.index))
-            changed = changed_source_fields(before, src)
-            if changed - HOT_SOURCE_FIELDS:
+            changed = changed_source_paths(before, src)
+            if changed:
+                changes[src.id] = changed
+            if cold := cold_source_paths(changed):
                 restarted.append(src.id)
+                colds[src.id] = cold
             elif changed:
                 updated.append(src.id)
     removed = [sid for sid in old if candidate.source(sid) is None]
     old_raw, new_raw = msgspec.to_builtins(running), msgspec.to_builtins(candidate)
-    requires_restart = [p for key in RESTART_KEYS for p in _changed_paths(old_raw[key], new_raw[key], key)]
+    requires_restart = [p for key in RESTART_KEYS for p in changed_paths(old_raw[key], new_raw[key], key)]
     kept = {f.name: getattr(running, f.name) for f in msgspec.structs.fields(Settings)
             if f.encode_name in RESTART_KEYS}
     settings = msgspec.structs.replace(candidate, sources=sources, **kept)
-    return Plan(settings, added, removed, restarted, updated, requires_restart, next_index)
+    return Plan(settings, added, removed, restarted, updated, changes, colds, requires_restart, next_index)

@@ -122,6 +122,13 @@ def _check_port(value: int, key: str) -> None:
         raise ConfigError(f"invalid {key} {value}: expected 1..65535")
 
 
+def _check_metrics_port(cfg: FileConfig) -> None:
+    """After env and flags: either may have moved one of the two ports onto the other."""
+    if cfg.metrics.port and cfg.metrics.port == cfg.http.port:
+        raise ConfigError(f"Error: invalid metrics.port {cfg.metrics.port}: it is http.port; /metrics needs a "
+                          "port of its own (or 0: only on the HTTP port)")
+
+
 def source_url_problem(url: str) -> str | None:
     """Why no worker may open `url`: an unsupported scheme, or a demo URL outside the whitelist
     (its pattern would be spliced into a lavfi graph, which can read and write files)."""
@@ -262,6 +269,10 @@ def _apply_env(cfg: FileConfig, env: typing.Mapping[str, str]) -> list[SourceOve
         cfg.http.port = parse_port(v, "ICEY_PORT")
     if (v := _env(env, "ICEY_TURN_PORT")) is not None:
         cfg.turn.port = parse_port(v, "ICEY_TURN_PORT")
+    if (v := _env(env, "ICEY_METRICS_PORT")) is not None:
+        cfg.metrics.port = parse_port(v, "ICEY_METRICS_PORT")
+    if (v := _env(env, "ICEY_METRICS_HOST")) is not None:
+        cfg.metrics.host = v
     if (v := _env(env, "ICEY_TURN_EXTERNAL_IP")) is not None:
         cfg.turn.external_ip = v
     if (v := _env(env, "ICEY_MODE")) is not None:
@@ -304,6 +315,7 @@ def _apply_flags(cfg: FileConfig, flags: Flags) -> None:
         ("tls_key", cfg.tls, "key"), ("turn_port", cfg.turn, "port"),
         ("turn_external_ip", cfg.turn, "external_ip"), ("mode", cfg.media, "mode"),
         ("record_dir", cfg.media, "record_dir"), ("loop", cfg.media, "loop"), ("turn", cfg.turn, "enabled"),
+        ("metrics_port", cfg.metrics, "port"), ("metrics_host", cfg.metrics, "host"),
     ):
         value = getattr(flags, attr)
         if value is not None:
@@ -371,7 +383,7 @@ def _resolve_sources(cfg: FileConfig, entries: list[tuple[SourceEntry, dict, str
             max_viewers=media.max_viewers if entry.max_viewers is None else entry.max_viewers,
             stall_timeout_sec=media.stall_timeout_sec if entry.stall_timeout_sec is None else entry.stall_timeout_sec,
             record=msgspec.structs.replace(media.record, dir=media.record.dir or cfg.media.record_dir),
-            video=media.video, audio=media.audio, intelligence=media.intelligence,
+            video=media.video, audio=media.audio, intelligence=media.intelligence, labels=entry.labels or {},
         ))
     if len({s.id for s in resolved}) != len(resolved):
         raise UsageError("Error: duplicate source id among --source flags.")
@@ -414,7 +426,9 @@ def load_settings(flags: Flags, env: typing.Mapping[str, str], *, file_raw: dict
             warnings = [f"unknown config key '{k}' (ignored)" for k in unknown_keys(raw, FileConfig)]
             cfg = msgspec.convert(raw, FileConfig)
             _validate(cfg, raw, warnings)
-            _resolve_file_paths(cfg, path.resolve().parent, raw)
+            # The directory the file is named in, not where its symlink points: a ConfigMap's
+            # `config.json -> ..data/config.json` points into a new directory at every update.
+            _resolve_file_paths(cfg, Path(os.path.abspath(path)).parent, raw)
         except msgspec.ValidationError as exc:
             error = _validation_reason(exc)
         except ConfigError as exc:
@@ -423,6 +437,7 @@ def load_settings(flags: Flags, env: typing.Mapping[str, str], *, file_raw: dict
             cfg, raw = FileConfig(), {}
     env_sources = _apply_env(cfg, env)
     _apply_flags(cfg, flags)
+    _check_metrics_port(cfg)
     secret_rules.trim(cfg)
     one_line_values.check(cfg)
     secret_rules.check(cfg)

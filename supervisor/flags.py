@@ -22,6 +22,8 @@ Options:
       --tls-cert <path>      Direct HTTPS certificate
       --tls-key <path>       Direct HTTPS private key
       --turn-port <n>        TURN port (default 3478)
+      --metrics-port <n>     Also serve /metrics alone on this port (default off)
+      --metrics-host <addr>  Bind host for --metrics-port (default: the HTTP bind host)
       --turn-external-ip <ip>  Public IP advertised for TURN
       --mode <m>             stream, record, or relay (default stream)
       --source [ID=]URL      A media source (file, rtsp://, v4l2:/dev/video0, demo://<pattern>);
@@ -40,6 +42,7 @@ Options:
 Environment:
   ICEY_CONFIG ICEY_LOG_LEVEL ICEY_HOST ICEY_PORT ICEY_TURN_PORT ICEY_TURN_EXTERNAL_IP ICEY_MODE
   ICEY_SOURCE ICEY_RECORD_DIR ICEY_WEB_ROOT ICEY_TLS_CERT ICEY_TLS_KEY ICEY_LOOP ICEY_TURN
+  ICEY_METRICS_PORT ICEY_METRICS_HOST
   ICEY_AUTH_TOKEN ICEY_TURN_SECRET ICEY_METRICS_TOKEN (secrets have no flags, so they never show in process lists)
   ICEY_SOURCES               Sources as whitespace-separated [ID=]URL entries: the way to pass
                              camera passwords (a --source flag shows them to every local user)
@@ -53,7 +56,8 @@ _VALUE_FLAGS = {
     "-c": "config", "--config": "config", "--host": "host", "--port": "port",
     "--tls-cert": "tls_cert", "--tls-key": "tls_key", "--turn-port": "turn_port",
     "--turn-external-ip": "turn_external_ip", "--mode": "mode", "--record-dir": "record_dir",
-    "--web-root": "web_root", "--log-level": "log_level",
+    "--web-root": "web_root", "--log-level": "log_level", "--metrics-port": "metrics_port",
+    "--metrics-host": "metrics_host",
 }
 SOURCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # always fullmatch: "$" accepts a trailing newline
 _PORT = re.compile(r"[0-9]{1,5}")
@@ -73,6 +77,8 @@ class Flags:
     tls_key: str | None = None
     turn_port: int | None = None
     turn_external_ip: str | None = None
+    metrics_port: int | None = None
+    metrics_host: str | None = None
     mode: str | None = None
     record_dir: str | None = None
     web_root: str | None = None
@@ -136,6 +142,8 @@ def parse_flags(argv: list[str]) -> Flags:
                 flags.port = parse_port(value, "port")
             elif name == "turn_port":
                 flags.turn_port = parse_port(value, "turn port")
+            elif name == "metrics_port":
+                flags.metrics_port = parse_port(value, "metrics port")
             elif name == "mode":
                 flags.mode = check_mode(value, "mode")
             elif name == "log_level":

@@ -16,6 +16,7 @@ def _written(cfg: FileConfig) -> list[tuple[str, str]]:
             ("turn.realm", cfg.turn.realm), ("turn.username", cfg.turn.username),
             ("turn.externalIp (ICEY_TURN_EXTERNAL_IP, --turn-external-ip)", cfg.turn.external_ip),
             ("http.host (ICEY_HOST, --host)", cfg.http.host),
+            ("metrics.host (ICEY_METRICS_HOST, --metrics-host)", cfg.metrics.host),
             *((f"stun.urls[{i}]", url) for i, url in enumerate(cfg.stun.urls))]
 
 

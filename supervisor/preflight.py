@@ -236,12 +236,21 @@ def doctor_report(s: Settings) -> tuple[dict, bool]:
 def bind_http(s: Settings) -> socket.socket:
     """Bind and listen on the HTTP port now; the API process inherits this socket, so a
     restarting API never drops the port and connections queue in the backlog meanwhile."""
+    return _listen(s.http.host, s.http.port, "HTTP/WS", "--port")
+
+
+def bind_metrics(s: Settings) -> socket.socket | None:
+    """The /metrics-only listener (`metrics.port`), held like the HTTP one; None when it is off."""
+    if not s.metrics.port:
+        return None
+    return _listen(s.metrics.bind_host(s.http), s.metrics.port, "metrics", "metrics.port (--metrics-port)")
+
+
+def _listen(host: str, port: int, label: str, option: str) -> socket.socket:
     try:
-        infos = socket.getaddrinfo(s.http.host or None, s.http.port, type=socket.SOCK_STREAM,
-                                   flags=socket.AI_PASSIVE)
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
-        raise PreflightError(
-            f"Error: invalid HTTP/WS listen address {s.http.host}:{s.http.port} ({exc.strerror})") from None
+        raise PreflightError(f"Error: invalid {label} listen address {host}:{port} ({exc.strerror})") from None
     family, _, _, _, addr = infos[0]
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -251,8 +260,8 @@ def bind_http(s: Settings) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise PreflightError(
-            f"Error: cannot bind HTTP/WS port on {s.http.host}:{s.http.port} ({exc.strerror}) — is another "
-            "process using the port?\nTry a different --port or stop the conflicting process.") from None
+            f"Error: cannot bind {label} port on {host}:{port} ({exc.strerror}) — is another "
+            f"process using the port?\nTry a different {option} or stop the conflicting process.") from None
     sock.set_inheritable(True)
     return sock
 

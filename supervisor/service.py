@@ -12,6 +12,7 @@ import signal
 import socket
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import msgspec
@@ -20,6 +21,7 @@ from protocol import ipc
 from protocol.config import Settings, SourceSettings
 from protocol.events import SERVICE_EVENT_SOURCE, ConfigData, SourceEvent
 from protocol.messages import (
+    Applied,
     Check,
     ConfigInfo,
     ConfigOutcome,
@@ -57,7 +59,7 @@ STORAGE_INTERVAL_SEC = 5.0
 
 class Service:
     def __init__(self, settings: Settings, checks: list[Check], degrading: list[str],
-                 http_socket: socket.socket, reader: ConfigReader) -> None:
+                 http_socket: socket.socket, metrics_socket: socket.socket | None, reader: ConfigReader) -> None:
         self.settings = settings
         self.reader = reader
         self.config = ConfigInfo(generation=1, loaded_at=rfc3339(), source="file")
@@ -66,11 +68,12 @@ class Service:
         self.retiring: set[asyncio.Task] = set()
         self.retiring_workers: dict[str, Child] = {}  # removed, still stopping: their last events count
         self.updates: set[asyncio.Task] = set()  # hot settings on their way to running workers
+        self.update_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         watched = settings.supervisor.watch_config and settings.config_exists
         self.watch = ConfigWatch(Path(settings.config_path), self._on_file_change) if watched else None
         self.checks = checks
         self.degrading = degrading
-        self.http_socket = http_socket
+        self.listeners = [http_socket, *([metrics_socket] if metrics_socket is not None else [])]
         self.runtime_dir: Path = ipc.create_runtime_dir()
         self.started_mono = time.monotonic()
         self.runtime_state: RuntimeState = "starting"
@@ -87,8 +90,11 @@ class Service:
         stop_sec = cfg.stop_timeout_sec
         common = ["--runtime-dir", str(self.runtime_dir)]
         # The API is never retried after giving up: the service stops instead (see run()).
-        self.api = Child("api", Spawn([sys.executable, "-m", "api", *common, "--http-fd", str(http_socket.fileno())],
-                                      pass_fds=(http_socket.fileno(),)),
+        listen = ["--http-fd", str(http_socket.fileno())]
+        if metrics_socket is not None:
+            listen += ["--metrics-fd", str(metrics_socket.fileno())]
+        self.api = Child("api", Spawn([sys.executable, "-m", "api", *common, *listen],
+                                      pass_fds=tuple(s.fileno() for s in self.listeners)),
                          RestartPolicy.from_config(cfg, retry_given_up=False), self.publish, stop_sec)
         self.zygote = Zygote(self.runtime_dir, settings.log_level, RestartPolicy.from_config(cfg), self.publish,
                              stop_sec) if cfg.zygote and become_subreaper() else None
@@ -210,7 +216,8 @@ class Service:
         change: Plan = plan(self.settings, candidate, self.next_index)
         self.settings, self.next_index = change.settings, change.next_index
         self.config = ConfigInfo(generation=self.config.generation + 1, loaded_at=rfc3339(), source=origin,
-                                 requires_restart=change.requires_restart)
+                                 requires_restart=change.requires_restart, updated=change.updated,
+                                 restarted=change.restarted)
         for source_id in change.removed:
             (self.runtime_dir / ipc.worker_settings_file(source_id)).unlink(missing_ok=True)
         self._write_settings()
@@ -232,34 +239,50 @@ class Service:
             self.updates.add(update)
             update.add_done_callback(self.updates.discard)
         outcome = ConfigOutcome(generation=self.config.generation, added=change.added, removed=change.removed,
-                                restarted=change.restarted, updated=change.updated,
-                                requires_restart=change.requires_restart)
+                                restarted=change.restarted, updated=change.updated, changed=change.changed,
+                                restarted_for=change.restarted_for, requires_restart=change.requires_restart)
+        restarted = [f"{sid} (for {', '.join(change.restarted_for[sid])})" for sid in change.restarted]
         log.info("config generation %d applied (%s): added %s, removed %s, restarted %s, updated in place %s%s",
                  outcome.generation, origin, change.added or "none", change.removed or "none",
-                 change.restarted or "none", change.updated or "none",
+                 restarted or "none", change.updated or "none",
                  f"; needs a service restart: {', '.join(change.requires_restart)}"
                  if change.requires_restart else "")
         self.publish()
         self.emit(SERVICE_EVENT_SOURCE, "config.applied", ConfigData(
             generation=outcome.generation, origin=origin, added=change.added, removed=change.removed,
-            restarted=change.restarted, updated=change.updated, requires_restart=change.requires_restart))
+            restarted=change.restarted, updated=change.updated, changed=change.changed,
+            restarted_for=change.restarted_for, requires_restart=change.requires_restart))
         return outcome
 
     async def _update(self, source_id: str) -> None:
         """Hot settings to a running worker; one that cannot take them is restarted instead (its
-        settings file already holds them). A worker not running reads them when it starts."""
-        child, src = self.workers.get(source_id), self.settings.source(source_id)
-        if child is None or src is None or child.info.state != "running":
+        settings file already holds them). A worker not running reads them when it starts.
+        One update at a time per source, each with the settings current when it is sent, so two
+        quick edits can never reach the worker in the wrong order."""
+        async with self.update_locks[source_id]:
+            child, src = self.workers.get(source_id), self.settings.source(source_id)
+            if child is None or src is None or child.info.state != "running":
+                return
+            generation = self.config.generation
+            answer = await update_in_place(self.runtime_dir, src)
+        if isinstance(answer, Applied):
+            log.info("worker:%s applied in place: %s", source_id, ", ".join(answer.paths) or "nothing")
             return
-        why = await update_in_place(self.runtime_dir, src)
-        if why is not None and self.workers.get(source_id) is child:
-            log.warning("worker:%s did not take its new settings in place (%s); restarting it", source_id, why)
-            child.request_restart()
+        if self.workers.get(source_id) is not child:
+            return
+        log.warning("worker:%s did not take its new settings in place (%s); restarting it", source_id, answer)
+        child.request_restart()
+        if self.config.generation == generation:  # the generation says what really happened
+            self.config = msgspec.structs.replace(
+                self.config, updated=[s for s in self.config.updated if s != source_id],
+                restarted=[*self.config.restarted, source_id])
+            self.publish()
 
     def _retire(self, source_id: str) -> None:
         """A removed source: announced, then its worker stopped (SIGTERM: its sessions close and
         its recordings are finalized)."""
         self.emit(source_id, "source.removed")
+        self.update_locks.pop(source_id, None)
         child = self.workers.pop(source_id)
         task = self.worker_tasks.pop(source_id)
         self.retiring_workers[source_id] = child
@@ -349,6 +372,8 @@ class Service:
 
     async def shutdown(self, children: list[Child], tasks: list[asyncio.Task]) -> None:
         self.runtime_state = "stopping"
+        if self.watch is not None:
+            self.watch.stop()
         self.notifier.stopping()
         self.publish()
         for child in children:
@@ -365,6 +390,7 @@ class Service:
         if self.zygote is not None:
             self.zygote.close()
         self.notifier.notify.close()
-        self.http_socket.close()
+        for listener in self.listeners:
+            listener.close()
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
         log.info("stopped")

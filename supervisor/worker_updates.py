@@ -11,13 +11,13 @@ import zmq.asyncio
 
 from protocol import ipc
 from protocol.config import SourceSettings
-from protocol.messages import ControlError, UpdateSource, decode_reply, encode
+from protocol.messages import Applied, ControlError, UpdateSource, decode_reply, encode
 
 UPDATE_TIMEOUT_SEC = 2.0
 
 
-async def update_in_place(runtime_dir: Path, src: SourceSettings) -> str | None:
-    """None when the worker applied `src`; otherwise why not (then the caller restarts it)."""
+async def update_in_place(runtime_dir: Path, src: SourceSettings) -> Applied | str:
+    """What the worker applied of `src`; otherwise why it did not (then the caller restarts it)."""
     sock = zmq.asyncio.Context.instance().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     try:
@@ -31,4 +31,8 @@ async def update_in_place(runtime_dir: Path, src: SourceSettings) -> str | None:
         return str(exc)
     finally:
         sock.close(0)
-    return f"{reply.code}: {reply.detail}" if isinstance(reply, ControlError) else None
+    if isinstance(reply, Applied):
+        return reply
+    if isinstance(reply, ControlError):
+        return f"{reply.code}: {reply.detail}"
+    return f"unexpected answer: {type(reply).__name__}"

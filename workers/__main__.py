@@ -27,15 +27,15 @@ from protocol.messages import SourceStatus
 from workers.control_server import ControlServer
 from workers.event_emitter import EventEmitter
 from workers.fault_injection import arm_from_env
+from workers.hot_settings import HotSettings
 from workers.intelligence.pipelines import Intelligence, build_intelligence
-from workers.recording.segment_store import SegmentStore
-from workers.recording.segments import SegmentRecorder
+from workers.recording.source_recording import SourceRecording
 from workers.source.reader import SourceReader
 from workers.source.taps import PacketTap
 from workers.source.timeline import Timeline
 from workers.source.watchdog import StallWatchdog
 from workers.state_publisher import ChangeSignal, StatePublisher
-from workers.stills.keyframes import KeyframeTap
+from workers.stills.keyframes import KeyframeTap, PublisherKeyframes
 from workers.stills.service import SnapshotService
 from workers.threads import GUARD, ThreadDeath
 from workers.webrtc import encoded_receiver
@@ -97,19 +97,13 @@ async def run_worker(settings: Settings, src: SourceSettings, runtime_dir: Path)
     fanout = Fanout(loop)
     reader: SourceReader | None = None
     delivery: Delivery | None = None
-    recorder: SegmentRecorder | None = None
     intelligence: Intelligence | None = None
-    store: SegmentStore | None = None
-    if src.mode == "record" or src.record.enabled:  # segments of the WHIP publisher, or of the source
-        store = SegmentStore(src.id, src.record, events.emit, changes.notify)
-        if src.mode == "record" and src.record.enabled and src.kind != "none":
-            log.warning("record mode records the WHIP publisher: record.enabled for %s is ignored", src.id)
+    recording = SourceRecording(src, events.emit, changes.notify)
     stills: SnapshotService | None = None
     if src.kind != "none":
         taps: list[PacketTap] = []
-        if store is not None and src.mode != "record":  # continuous recording
-            recorder = SegmentRecorder(store)
-            taps.append(recorder)
+        if src.mode != "record":  # continuous recording, switched on and off by record.enabled
+            taps.append(recording)
         intelligence = build_intelligence(settings, src, events, changes.notify)
         if intelligence is not None:
             taps += intelligence.taps
@@ -121,12 +115,16 @@ async def run_worker(settings: Settings, src: SourceSettings, runtime_dir: Path)
         shared_decoder = intelligence.decoder if intelligence is not None and intelligence.vision else None
         stills = SnapshotService(keyframes, reader,
                                  (lambda: shared_decoder.latest) if shared_decoder is not None else None)
+    publisher_stills: PublisherKeyframes | None = None
+    if src.kind == "none" and src.mode == "relay":  # the publisher is the source: its keyframes make the stills
+        publisher_stills = PublisherKeyframes()
+        stills = SnapshotService(publisher_stills, publisher_stills)
     relay_timeline = Timeline()
 
     def sink_for(session: Session) -> PublisherSink:
-        if store is not None and src.mode == "record":
-            return RecordSink(store)
-        return RelaySink(fanout, relay_timeline)
+        if recording.store is not None and src.mode == "record":
+            return RecordSink(recording.store)
+        return RelaySink(fanout, relay_timeline, publisher_stills)
 
     def has_audio() -> bool:
         if delivery is not None:
@@ -135,10 +133,10 @@ async def run_worker(settings: Settings, src: SourceSettings, runtime_dir: Path)
 
     sessions = SessionManager(settings, src, fanout, changes.notify, has_audio, sink_for, events)
     publisher = StatePublisher(sock, src.id, settings.supervisor.heartbeat_ms / 1000, changes, reader, sessions,
-                               intelligence, store)
-    control = ControlServer(ctx, runtime_dir, src.index, src.id, reader, delivery, sessions, stills)
-    if store is not None:
-        store.start()  # recovers what a previous worker left, in its own thread
+                               intelligence, recording)
+    hot = HotSettings(src, sessions, recording, intelligence)
+    control = ControlServer(ctx, runtime_dir, src.index, src.id, reader, delivery, sessions, hot, stills)
+    recording.start(continuous=reader is not None)
     if intelligence is not None:
         intelligence.start()
     jobs = [publisher.run(), control.run(), sessions.watch_liveness()]
@@ -162,11 +160,9 @@ async def run_worker(settings: Settings, src: SourceSettings, runtime_dir: Path)
             stills.close()
         if intelligence is not None:
             await asyncio.to_thread(intelligence.close)  # finishes a clip being written
-        if recorder is not None:
-            recorder.stop()  # closes the open segment now: the reader thread may not get there
+        recording.stop_recorder()
         await sessions.close_all()
-        if store is not None:
-            store.stop()
+        recording.stop()
         publisher.send(final=True, death=GUARD.death)
         sock.close(linger_ms=200)  # let the last word out
         ctx.destroy(linger=0)

@@ -13,7 +13,6 @@ import zmq
 import zmq.asyncio
 
 from protocol import ipc
-from protocol.config import HOT_SOURCE_FIELDS, changed_source_fields
 from protocol.messages import (
     CloseSession,
     ControlError,
@@ -30,6 +29,7 @@ from protocol.messages import (
     decode_request,
     encode,
 )
+from workers.hot_settings import HotSettings
 from workers.source.reader import SourceReader
 from workers.stills.service import SnapshotService
 from workers.webrtc.delivery import Delivery
@@ -41,13 +41,14 @@ log = logging.getLogger("icey.control")
 class ControlServer:
     def __init__(self, ctx: zmq.asyncio.Context, runtime_dir: Path, source_index: int, source_id: str,
                  reader: SourceReader | None, delivery: Delivery | None, sessions: SessionManager,
-                 stills: SnapshotService | None = None) -> None:
+                 hot: HotSettings, stills: SnapshotService | None = None) -> None:
         self.sock = ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.MAXMSGSIZE, ipc.MAX_CONTROL_MESSAGE)
         self.sock.bind(ipc.control_endpoint(runtime_dir, source_index))
         self.source_id = source_id
         self.reader, self.delivery, self.sessions, self.stills = reader, delivery, sessions, stills
+        self.hot = hot
         self.dropped = 0
 
     async def handle(self, request: ControlRequest) -> ControlReply:
@@ -58,7 +59,7 @@ class ControlServer:
                 return ControlError(code="unavailable", detail="no snapshots: this source has no reader of its own")
             return await self.stills.take(request)
         if isinstance(request, UpdateSource):
-            return self._update(request)
+            return self.hot.apply(request.source)
         if isinstance(request, DescribeRequest):
             if self.reader is None:
                 return SourceDescription(source_id=self.source_id, state="offline", container=None, opened_at=None,
@@ -71,17 +72,6 @@ class ControlServer:
                 description.snapshot_decodes, description.snapshot_encodes = self.stills.decodes, self.stills.encodes
             return description
         return ControlError(code="bad_request", detail="unknown request")
-
-    def _update(self, request: UpdateSource) -> ControlReply:
-        """New hot settings from the supervisor, taken in place: the session manager reads its
-        source's settings on every request, so the next offer sees the new limit."""
-        new = request.source
-        changed = changed_source_fields(self.sessions.src, new) if new.id == self.source_id else {"id"}
-        if cold := changed - HOT_SOURCE_FIELDS:
-            return ControlError(code="conflict", detail=f"needs a restart: {', '.join(sorted(cold))}")
-        self.sessions.src = new
-        log.info("applied in place: %s", ", ".join(sorted(changed)) or "nothing changed")
-        return Done()
 
     async def _session_request(self, request: WhepOffer | WhipOffer | CloseSession) -> ControlReply:
         manager = self.sessions

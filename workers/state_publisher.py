@@ -12,7 +12,7 @@ import msgspec
 from protocol.ipc import SnapshotSocket
 from protocol.messages import SourceStatus, WorkerCounters, WorkerState, encode
 from workers.intelligence.pipelines import Intelligence
-from workers.recording.segment_store import SegmentStore
+from workers.recording.source_recording import SourceRecording
 from workers.source.reader import SourceReader
 from workers.threads import ThreadDeath
 from workers.webrtc.sessions import SessionManager
@@ -36,13 +36,13 @@ class ChangeSignal:
 class StatePublisher:
     def __init__(self, sock: SnapshotSocket, source_id: str, heartbeat_sec: float, changes: ChangeSignal,
                  reader: SourceReader | None, sessions: SessionManager,
-                 intelligence: Intelligence | None, store: SegmentStore | None = None) -> None:
+                 intelligence: Intelligence | None, recording: SourceRecording) -> None:
         self.sock = sock
         self.source_id = source_id
         self.heartbeat_sec = heartbeat_sec
         self.changes = changes
         self.reader, self.sessions, self.intelligence = reader, sessions, intelligence
-        self.store = store
+        self.recording = recording
         self.seq = 0
         self.started_mono = time.monotonic()
 
@@ -58,7 +58,7 @@ class StatePublisher:
         video, audio = received["video"], received["audio"]
         if self.reader is not None:
             video, audio = video + self.reader.stats.video_bytes, audio + self.reader.stats.audio_bytes
-        store = self.store
+        store = self.recording.store
         return WorkerCounters(received_video_bytes=video, received_audio_bytes=audio,
                               sent_bytes=self.sessions.sent_bytes,
                               recorded_bytes=store.recorded_bytes if store else 0,
@@ -71,7 +71,7 @@ class StatePublisher:
                            source=self._source_status(), sessions=self.sessions.infos(),
                            sessions_active=self.sessions.active, sessions_total=self.sessions.total,
                            vision=vision, speech=speech, counters=self._counters(),
-                           record=self.store.health.status() if self.store is not None else None)
+                           record=self.recording.status())
 
     def send(self, final: bool = False, death: ThreadDeath | None = None) -> None:
         """`final`: the last word before exit, so the API shows `stopped` (or, after a thread's

@@ -66,7 +66,7 @@
         }
       } catch (e) {
         this.problem = (this.label || 'This server') + ' cannot be reached: ' + (e.message || e) +
-          (this.origin ? ' (is this page\'s origin in its http.corsOrigins?)' : '');
+          (this.origin ? ' (is this page\'s origin in its auth.allowedOrigins?)' : '');
       }
       this.busy = false;
       this.noteEl.textContent = this.problem;

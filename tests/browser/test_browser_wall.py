@@ -1,7 +1,8 @@
 """The camera wall at / and the source page at /sources/<id> in a real headless Chromium against a real
 server: stills from the snapshot endpoint, live WHEP video on click, on motion and always (within the
 live cap, and never while hidden), badges that follow a camera that drops and a worker that is killed,
-and the token form with the token kept out of every log line.
+the token form with the token kept out of every log line, and a wall of two boxes (?box=, CORS, the other
+box's token).
 
 The `browser` fixture (Debian's /usr/bin/chromium driven by Playwright) is in conftest.py.
 """
@@ -265,3 +266,66 @@ def test_live_falls_back_to_stills_and_retries(icey, browser):
     watcher.close()  # the slot frees: the next retry plays
     wait_tiles(page, lambda t: t["one"]["playing"] and not t["one"]["notice"], timeout=20, what="live after retrying")
     page.close()
+
+
+def test_wall_of_two_boxes_with_the_other_box_token_and_cors(icey, browser):
+    """?box=: box A's wall shows box B's sources with B's own token, because B lists A's origin in
+    auth.allowedOrigins; a page of an origin B does not list gets nothing from B."""
+    box_a = icey(["--source", "front=demo://testsrc2?size=320x180&rate=10", "--no-turn"], LOOPBACK)
+    token_b = "box-b-token-5d1e07a9c3"
+    box_b = icey(["--source", "yard=demo://smptebars?size=320x180&rate=10", "--no-turn"],
+                 {**LOOPBACK, "auth": {"allowedOrigins": [box_a.base]}}, {"ICEY_AUTH_TOKEN": token_b})
+    headers_b = {"Authorization": f"Bearer {token_b}"}
+    _online(box_a)
+    _online(box_b, headers_b)
+
+    for path in ("/api/status", "/api/sources/yard/snapshot.jpg", "/api/events", "/api/sources/yard/whep"):
+        r = box_b.request("OPTIONS", path, {"Origin": box_a.base, "Access-Control-Request-Method": "GET",
+                                             "Access-Control-Request-Headers": "authorization"})
+        assert r.status in (200, 204) and r.headers["access-control-allow-origin"] == box_a.base, (path, r.headers)
+        assert "authorization" in r.headers["access-control-allow-headers"].lower(), path
+        exposed = {h.strip().lower() for h in r.headers["access-control-expose-headers"].split(",")}
+        assert {"etag", "x-icey-frame-time", "location"} <= exposed, path
+    r = box_b.get("/api/status", {**headers_b, "Origin": "http://evil.example"})
+    assert r.status == 200 and "access-control-allow-origin" not in r.headers
+
+    page = new_page(browser)
+    page.goto(f"{box_a.base}/?box={box_b.base}")
+    form = page.locator(".token-form")
+    expect(form).to_contain_text(f"{box_b.base} asks for its access token")  # B's, not A's (A has none)
+    form.get_by_label("Token").fill(token_b)
+    form.get_by_role("button", name="Use token").click()
+    shown = wait_tiles(page, lambda t: set(t) == {"front", "yard"} and all(x["stillWidth"] > 0 for x in t.values()),
+                       what="A's and B's tiles with stills")
+    assert shown["front"]["box"] == "" and shown["yard"]["box"] == f"127.0.0.1:{box_b.port}"
+    assert page.evaluate(f"sessionStorage.getItem('icey.token {box_b.base}')") == token_b
+    assert page.evaluate("sessionStorage.getItem('icey.token ' + location.origin)") in (None, "")
+
+    # What the wall reads from B, straight from the browser: the exposed headers and the event stream.
+    seen = page.evaluate("""async ([base, token]) => {
+        const r = await fetch(base + '/api/sources/yard/snapshot.jpg', {headers: {Authorization: 'Bearer ' + token}});
+        const events = new EventSource(base + '/api/events?token=' + encodeURIComponent(token));
+        const opened = await new Promise((done) => {
+            events.onopen = () => done(true);
+            events.onerror = () => done(false);
+            setTimeout(() => done(false), 5000);
+        });
+        events.close();
+        return {status: r.status, etag: r.headers.get('ETag'), frameTime: r.headers.get('X-Icey-Frame-Time'), opened};
+    }""", [box_b.base, token_b])
+    assert seen["status"] == 200 and seen["etag"] and seen["frameTime"] and seen["opened"], seen
+
+    page.locator(f"#source-127_0_0_1_{box_b.port}-yard").click()  # live over WHEP from B, with B's token
+    wait_tiles(page, lambda t: t["yard"]["playing"] and t["yard"]["videoWidth"] == 320, what="yard playing")
+    wait_for(lambda: whep_sessions(box_b, headers_b) == 1, 5, what="one WHEP session on B")
+    assert whep_sessions(box_a) == 0
+    page.close()
+    wait_for(lambda: whep_sessions(box_b, headers_b) == 0, 10, what="B's session to end with the page")
+
+    stranger = new_page(browser)  # the same wall from an origin B does not list: B's data stays out of it
+    stranger.goto(f"http://localhost:{box_a.port}/?box={box_b.base}")
+    expect(stranger.locator("#boxes")).to_contain_text("cannot be reached")
+    expect(stranger.locator("#boxes")).to_contain_text("auth.allowedOrigins")
+    assert set(wait_tiles(stranger, lambda t: "front" in t, what="A's own tile")) == {"front"}
+    stranger.close()
+    assert token_b not in box_a.stderr() + box_b.stderr()

@@ -268,6 +268,26 @@ def test_http_port_in_use_exits_4(tmp_path):
     assert f"127.0.0.1:{port}" in result.stderr
 
 
+def test_metrics_port_in_use_exits_4(tmp_path):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        result = run_cli(tmp_path, "--host", "127.0.0.1", "--port", str(free_port()), "--metrics-port", str(port),
+                         "--no-turn", "--demo")
+    assert result.returncode == 4
+    assert f"cannot bind metrics port on 127.0.0.1:{port}" in result.stderr
+    assert "--metrics-port" in result.stderr
+
+
+def test_metrics_port_on_the_http_port_exits_3(tmp_path):
+    port = str(free_port())
+    result = run_cli(tmp_path, "--host", "127.0.0.1", "--port", port, "--no-turn", "--demo",
+                     env={"ICEY_METRICS_PORT": port})
+    assert result.returncode == 3
+    assert f"invalid metrics.port {port}" in result.stderr
+
+
 def test_turn_udp_port_in_use_exits_4(tmp_path):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
         busy.bind(("127.0.0.1", 0))

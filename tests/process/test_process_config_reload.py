@@ -251,7 +251,7 @@ async def test_max_viewers_is_applied_in_place(icey):
     changed = await asyncio.to_thread(server.request, "PATCH", "/api/config/sources/a",
                                       {"Content-Type": "application/json"}, _json({"maxViewers": 1}))
     assert changed.status == 200 and changed.json()["updated"] == ["a"] and changed.json()["restarted"] == []
-    await until(lambda: "applied in place: max_viewers" in server.stderr(), 5, what="the worker took it")
+    await until(lambda: "worker:a applied in place: maxViewers" in server.stderr(), 5, what="the worker took it")
     second = await watch(server.base, "a", audio=False, decode=False)
     assert second.status == 503 and b"limit of 1 viewers" in second.body
     assert server.children() == before

@@ -61,10 +61,11 @@ def test_status_fields(demo):
 
 def test_source_item_is_measured(demo):
     item = demo.wait_source("demo-1", lambda s: (s["media"]["video"] or {}).get("fps", 0) > 20)
-    assert set(item) == {"id", "mode", "source", "state", "online", "onlineSince", "lastError", "nextRetryAt",
+    assert set(item) == {"id", "mode", "labels", "source", "state", "online", "onlineSince", "lastError", "nextRetryAt",
                          "reconnects", "reconnectAttempts", "media", "sessions", "worker", "intelligence",
                          "record"}
     assert item["record"] == {"state": "off", "lastError": None, "bytesFree": None}  # the demo records nothing
+    assert item["labels"] == {}  # none configured
     assert item["state"] == "online" and item["online"] is True
     assert RFC3339.match(item["onlineSince"])
     assert item["source"] == {"value": item["source"]["value"], "kind": "demo", "remote": False, "loop": False}

@@ -1,5 +1,6 @@
 """GET /metrics on real servers, read with prometheus_client's parser: the families, their
-agreement with /api/status, auth, a camera that drops, and counters across a kill -9 of the API."""
+agreement with /api/status, auth, the /metrics-only listener (metrics.port), a camera that drops,
+and counters across a kill -9 of the API."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import signal
 import yaml
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from support.metrics_scrape import scrape
-from support.processes import REPO, free_port, until, wait_for
+from support.processes import REPO, free_port, http, until, wait_for
 from support.servers import LOOPBACK
 from support.webrtc_client import wait_frames, watch
 
@@ -129,6 +130,38 @@ def test_metrics_auth_and_nothing_secret(icey, tmp_path):
     text = scrape(server, scraper).text
     for secret in (*secrets.values(), "hunter2-pw", "admin:"):
         assert secret not in text
+
+
+def test_metrics_port_serves_metrics_alone(icey):
+    secrets = {"ICEY_AUTH_TOKEN": "admin-token-123456", "ICEY_METRICS_TOKEN": "scrape-token-654321"}
+    port = free_port()
+    server = icey(["--demo", "--no-turn"], {**FAST, "metrics": {"port": port}}, secrets)
+    base = f"http://127.0.0.1:{port}"
+    scraper = {"Authorization": f"Bearer {secrets['ICEY_METRICS_TOKEN']}"}
+    admin = {"Authorization": f"Bearer {secrets['ICEY_AUTH_TOKEN']}"}
+    wait_for(lambda: scrape(server, scraper, base).value("icey_source_up", source="demo-1") == 1, 20,
+             what="demo-1 up on the metrics port")
+    assert scrape(server, admin, base).value("icey_source_up", source="demo-2") is not None  # the API token too
+    assert http("GET", f"{base}/metrics").status == 401  # the same token rule as on the API port
+    assert http("GET", f"{base}/metrics", {"Authorization": "Bearer wrong-token-0123456789"}).status == 401
+    for path in ("/api/status", "/api/health", "/api/openapi.json", "/", "/sources/demo-1", "/artifacts/x.jpg"):
+        for headers in (admin, scraper):  # nothing but /metrics there, whatever the token
+            r = http("GET", base + path, headers)
+            assert r.status == 404 and r.json()["error"] == "not_found", (path, r.status)
+    r = http("POST", f"{base}/metrics", admin, b"")
+    assert r.status == 405 and r.json()["error"] == "method_not_allowed"
+    r = http("GET", f"{base}/metrics", {**scraper, "Host": "evil.example"})  # DNS rebinding: refused there too
+    assert r.status == 421 and r.json()["error"] == "misdirected_request"
+    assert server.get("/metrics", scraper).status == 200  # still on the API port too
+    assert server.get("/api/status", scraper).status == 401
+    assert all(s not in server.stderr() for s in secrets.values())
+
+
+def test_metrics_port_without_tokens_is_open(icey):
+    port = free_port()
+    server = icey(["--demo", "--no-turn"], FAST, {"ICEY_METRICS_PORT": str(port)})
+    assert "icey_source_up" in scrape(server, base=f"http://127.0.0.1:{port}").families
+    assert http("GET", f"http://127.0.0.1:{port}/api/status").status == 404
 
 
 def test_camera_drop_flips_up_and_bumps_reconnects(icey, rtsp_camera):

@@ -1,9 +1,11 @@
 """GET /api/sources/<id>/snapshot.jpg against a real server: real JPEGs (decoded with PyAV) at the asked
 size, conditional GET, 503 for an offline source, 400 for bad parameters, one decode shared by
-concurrent requests, and the shared decoder's frames reused when vision runs."""
+concurrent requests, the shared decoder's frames reused when vision runs, and a relay source's
+pictures taken from its WHIP publisher's keyframes."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import time
@@ -11,7 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import av
 import pytest
-from support.processes import free_port
+from support.processes import free_port, until
+from support.servers import LOOPBACK
+from support.webrtc_client import publish
 
 # A keyframe every 10 s: within a test, every request sees the same one.
 STILL = "demo://testsrc2?size=320x180&rate=10&gop=100"
@@ -111,3 +115,28 @@ def test_offline_unknown_and_bad_requests(server):
         assert r.status == 400, (query, r.status)
         body = r.json()
         assert body["error"] == "bad_request" and body["detail"], query
+
+
+async def test_relay_source_pictures_come_from_its_publisher(icey):
+    server = icey(["--no-turn"], {**LOOPBACK, "sources": [{"id": "live", "mode": "relay"}]})
+    server.wait_source("live", lambda s: s["state"] == "offline")
+    r = server.get("/api/sources/live/snapshot.jpg")  # nobody publishing: nothing to show, ask again later
+    assert r.status == 503 and r.json()["error"] == "unavailable" and int(r.headers["retry-after"]) >= 1
+
+    publisher = await publish(server.base, "live", audio=False)  # aiortc's H.264, 320x240
+    try:
+        assert publisher.status == 201, publisher.body
+        r = await until(lambda: (x := server.get("/api/sources/live/snapshot.jpg")).status == 200 and x, 15,
+                        what="a picture of the publisher")
+        assert r.headers["content-type"] == "image/jpeg" and RFC3339.match(r.headers["x-icey-frame-time"])
+        frame = picture(r.body)
+        assert (frame.width, frame.height) == (320, 240)
+        assert frame.to_ndarray(format="rgb24").std() > 10  # the white square on black, not a blank picture
+        r = await asyncio.to_thread(server.get, "/api/sources/live/snapshot.jpg?w=160")
+        assert r.status == 200 and (picture(r.body).width, picture(r.body).height) == (160, 120)
+    finally:
+        await publisher.close()
+    await until(lambda: server.source("live")["state"] == "offline", 10, what="the publisher gone")
+    r = server.get("/api/sources/live/snapshot.jpg")  # no stale picture of a publisher that left
+    assert r.status == 503 and int(r.headers["retry-after"]) >= 1
+    assert "Traceback" not in server.stderr()

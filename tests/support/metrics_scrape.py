@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from support.processes import IceyServer
+from support.processes import IceyServer, http
 
 Key = tuple[str, tuple[tuple[str, str], ...]]  # sample name, sorted labels
 
@@ -30,8 +30,9 @@ class Scrape:
         return {key: v for key, v in self.samples.items() if key[0] in names}
 
 
-def scrape(server: IceyServer, headers: dict[str, str] | None = None) -> Scrape:
-    r = server.get("/metrics", headers)
+def scrape(server: IceyServer, headers: dict[str, str] | None = None, base: str | None = None) -> Scrape:
+    """`base`: another listener of the server (metrics.port) instead of its HTTP port."""
+    r = http("GET", (base or server.base) + "/metrics", headers)
     assert r.status == 200, r.body
     assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
     text = r.body.decode()

@@ -118,3 +118,36 @@ def test_an_edit_starts_from_the_file_as_written(tmp_path):
                                             {"id": "x", "source": DEMO, "maxViewers": 3}]}))  # not reloaded yet
     assert source_entries.current(settings) == [{"id": "source-2", "source": DEMO}, {"id": "source-1", "source": DEMO},
                                                 {"id": "x", "source": DEMO, "maxViewers": 3}]
+
+
+def test_hot_fields_are_updated_in_place_and_the_rest_restarts(tmp_path):
+    """HOT_SOURCE_PATHS decides: thresholds, record on/off and retention, maxViewers and labels
+    go to the running worker; switching vision on, or a new URL, needs a new worker."""
+    sources = [{"id": i, "source": DEMO} for i in "abcdef"]
+    path = with_sources(tmp_path, sources)
+    running = reader("-c", str(path)).load()
+    changed = [
+        {"id": "a", "source": DEMO, "intelligence": {"vision": {"motion": {"threshold": 0.5}},
+                                                     "speech": {"startThreshold": 0.1}}},
+        {"id": "b", "source": DEMO, "record": {"enabled": True, "retention": {"maxAgeHours": 1}}},
+        {"id": "c", "source": DEMO, "labels": {"site": "lobby"}, "maxViewers": 3},
+        {"id": "d", "source": DEMO, "intelligence": {"vision": {"enabled": True}}},
+        {"id": "e", "source": "demo://smptebars", "labels": {"site": "door"}},
+        {"id": "f", "source": DEMO},
+    ]
+    path.write_text(json.dumps({"sources": changed}))
+    change = plan(running, reader("-c", str(path)).load(), next_index=6)
+    assert change.updated == ["a", "b", "c"] and change.restarted == ["d", "e"]
+    assert change.changed["a"] == ["intelligence.speech.startThreshold", "intelligence.vision.motion.threshold"]
+    assert change.changed["b"] == ["record.enabled", "record.retention.maxAgeHours"]
+    assert change.changed["c"] == ["labels.site", "maxViewers"]
+    assert change.restarted_for == {"d": ["intelligence.vision.enabled"], "e": ["url"]} and "f" not in change.changed
+
+
+def test_labels_are_bounded(tmp_path):
+    path = with_sources(tmp_path, [{"id": "a", "source": DEMO, "labels": {"bad key!": "x"}}])
+    with pytest.raises(ConfigRejected, match=r"sources\[0\]\.labels"):
+        reader("-c", str(path)).load()
+    many = {f"k{n}": "v" for n in range(33)}
+    with pytest.raises(ConfigRejected, match=r"sources\[0\]\.labels"):
+        reader("-c", str(path)).load(file_raw={"sources": [{"id": "a", "source": DEMO, "labels": many}]})

@@ -32,7 +32,7 @@ async def test_an_unexpected_worker_error_is_answered_at_once(tmp_path, monkeypa
     settings = load_settings(parse_flags(["--config", str(tmp_path / "config.json")]), {})
     src = settings.sources[0]
     worker = ControlServer(zmq.asyncio.Context.instance(), tmp_path, src.index, src.id, None, None,
-                           BrokenSessions())  # type: ignore[arg-type]
+                           BrokenSessions(), None)  # type: ignore[arg-type]
     serving = asyncio.create_task(worker.run())
     app = create_app(settings, StateView(), ControlClient(settings, tmp_path), tmp_path)
     try:

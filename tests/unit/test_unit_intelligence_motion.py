@@ -290,3 +290,22 @@ def test_artifact_names_and_urls(tmp_path):
     assert outside.path == tmp_path / "elsewhere" and outside.url("a.jpg") is None  # no link that 404s
     assert ArtifactDir.resolve(str(record), str(record / "recordings" / "s"), "snapshots").url("a.jpg") is None
 
+
+
+def test_new_settings_while_running():
+    """A threshold applies from the next frame without a new warm-up; a new grid starts over and
+    ends the episode in progress."""
+    detector = MotionDetector(cfg(threshold=0.02, cooldown_usec=0))
+    bg = textured()
+    events = run(detector, [scene(None, background=bg, seed=i) for i in range(3)]
+                 + [scene(40 + 60 * i, background=bg, seed=10 + i) for i in range(2)])
+    assert [e.type for e in events] == ["motion.start"] and detector.active
+    assert detector.configure(cfg(threshold=1.0, cooldown_usec=0)) == [] and detector.active
+    later = run(detector, [scene(160 + 60 * i, background=bg, seed=20 + i) for i in range(2)], t0=2_000_000)
+    assert [e.type for e in later] == ["motion.end"] and detector.threshold == 1.0
+    assert run(detector, [scene(300 + 60 * i, background=bg, seed=30 + i) for i in range(3)], t0=3_000_000) == []
+    detector.configure(cfg(threshold=0.02, cooldown_usec=0))
+    assert [e.type for e in run(detector, [scene(40, background=bg, seed=40), scene(100, background=bg, seed=41)],
+                                t0=4_000_000)] == ["motion.start"]
+    assert [e.type for e in detector.configure(cfg(grid_width=16, threshold=0.02))] == ["motion.end"]
+    assert run(detector, [scene(200, background=bg, seed=50)], t0=5_000_000) == []  # warming up again

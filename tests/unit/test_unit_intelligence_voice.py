@@ -116,3 +116,12 @@ def test_a_timestamp_jump_restarts_the_clock_and_reset_stops_speech():
     events = vad.reset()
     assert [e.type for e in events] == ["speech.stop"] and not vad.active
     assert 100.0 <= events[0].seconds <= 100.5
+
+
+def test_new_thresholds_while_running():
+    vad = VoiceActivityDetector(SpeechConfig(min_silence_usec=0), RATE)
+    assert [e.type for e, _ in feed(vad, bursts([(0.3, True)]))] == ["speech.start"]
+    vad.configure(SpeechConfig(start_threshold=0.5, stop_threshold=0.2, min_silence_usec=0))
+    assert (vad.start_threshold, vad.stop_threshold) == (0.5, 0.2)
+    # The same tone (RMS 0.088) is now below the stop threshold: speech stops, and does not start again.
+    assert [e.type for e, _ in feed(vad, bursts([(0.5, True)]), t0=5.3)] == ["speech.stop"]

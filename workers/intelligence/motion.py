@@ -142,10 +142,7 @@ class _Episode:
 
 class MotionDetector:
     def __init__(self, cfg: MotionConfig, cell_delta: float = CELL_DELTA) -> None:
-        self.grid_w, self.grid_h = max(1, cfg.grid_width), max(1, cfg.grid_height)
-        self.warmup = cfg.warmup_frames
-        self.threshold = max(0.0, cfg.threshold)
-        self.cooldown_usec = cfg.cooldown_usec
+        self._take(cfg)
         self.cell_levels = cell_delta * 255.0
         self.last_score: float | None = None
         self.frames = 0  # analysed (scored) frames
@@ -163,6 +160,21 @@ class MotionDetector:
         events = self.finish()
         self._prev, self._shape, self._warm = None, None, 0
         return events
+
+    def configure(self, cfg: MotionConfig) -> list[MotionEvent]:
+        """New settings while running: a threshold or cooldown applies from the next frame; a
+        new grid or warm-up starts over (an episode in progress ends), as a new stream does."""
+        regrid = (max(1, cfg.grid_width), max(1, cfg.grid_height), cfg.warmup_frames) != (
+            self.grid_w, self.grid_h, self.warmup)
+        events = self.reset() if regrid else []
+        self._take(cfg)
+        return events
+
+    def _take(self, cfg: MotionConfig) -> None:
+        self.grid_w, self.grid_h = max(1, cfg.grid_width), max(1, cfg.grid_height)
+        self.warmup = cfg.warmup_frames
+        self.threshold = max(0.0, cfg.threshold)
+        self.cooldown_usec = cfg.cooldown_usec
 
     def finish(self) -> list[MotionEvent]:
         if self._episode is None:

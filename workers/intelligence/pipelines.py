@@ -22,7 +22,7 @@ from statistics import median
 
 import numpy as np
 
-from protocol.config import Settings, SourceSettings, SpeechConfig, VisionConfig
+from protocol.config import IntelligenceConfig, MotionConfig, Settings, SourceSettings, SpeechConfig, VisionConfig
 from protocol.events import ArtifactData, EventData
 from protocol.messages import SpeechStatus, VisionStatus
 from protocol.vocabulary import EventType
@@ -54,6 +54,7 @@ class VisionPipeline:
         self.packet_drops: Callable[[], int] = lambda: 0
         self.events = 0
         self._epoch: int | None = None
+        self._motion_cfg: MotionConfig | None = None  # new settings for the analysis thread to take
         self._done: deque[float] = deque()
         self._latency_ms: deque[float] = deque(maxlen=25)
         self._stop = threading.Event()
@@ -73,6 +74,10 @@ class VisionPipeline:
         self._stop.set()
         self.queue.close()
 
+    def configure(self, motion: MotionConfig) -> None:
+        """New motion settings (any thread): the analysis thread takes them before its next frame."""
+        self._motion_cfg = motion
+
     def _run(self) -> None:
         while not self._stop.is_set():
             fault_point("vision")
@@ -85,6 +90,9 @@ class VisionPipeline:
         item, _ = self.queue.get(1.0)
         if self.sweep is not None:
             self.sweep()
+        if (motion := self._motion_cfg) is not None:
+            self._motion_cfg = None
+            self._handle(self.detector.configure(motion), None)
         if item is None:
             return
         if item is _END:
@@ -135,7 +143,8 @@ class VisionPipeline:
         latencies = list(self._latency_ms)
         score = self.detector.last_score
         return VisionStatus(
-            enabled=True, active=self.detector.active, last_score=round(score, 4) if score is not None else None,
+            enabled=True, active=self.detector.active, threshold=self.detector.threshold,
+            last_score=round(score, 4) if score is not None else None,
             events=self.events, queue_drops=self.queue.drops + self.packet_drops(), analysis_fps=round(fps, 2),
             latency_ms=round(median(latencies), 1) if latencies else None,
             last_snapshot_url=self.snapshots.last_url if self.snapshots is not None else None,
@@ -180,8 +189,10 @@ class SpeechPipeline:
             self.on_change()
 
     def status(self) -> SpeechStatus:
-        return SpeechStatus(enabled=True, active=self.vad.active, level=round(self.vad.level, 4),
-                            peak=round(self.vad.peak, 4), events=self.events, queue_drops=self.queue_drops())
+        vad = self.vad
+        return SpeechStatus(enabled=True, active=vad.active, level=round(vad.level, 4), peak=round(vad.peak, 4),
+                            start_threshold=vad.start_threshold, stop_threshold=vad.stop_threshold,
+                            events=self.events, queue_drops=self.queue_drops())
 
 
 class Intelligence:
@@ -202,6 +213,14 @@ class Intelligence:
         if self.vision is not None:
             self.vision.start()
         self.decoder.start()
+
+    def configure(self, intel: IntelligenceConfig) -> None:
+        """The hot part of new settings (HOT_SOURCE_PATHS): motion and speech thresholds and
+        timings of the pipelines that run."""
+        if self.vision is not None:
+            self.vision.configure(intel.vision.motion)
+        if self.speech is not None:
+            self.speech.vad.configure(intel.speech)
 
     def status(self) -> tuple[VisionStatus | None, SpeechStatus | None]:
         return (self.vision.status() if self.vision is not None else None,

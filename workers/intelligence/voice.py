@@ -36,10 +36,7 @@ class SpeechEvent:
 
 class VoiceActivityDetector:
     def __init__(self, cfg: SpeechConfig, sample_rate: int = 16_000) -> None:
-        self.stop_threshold = max(0.0, cfg.stop_threshold)
-        self.start_threshold = max(cfg.start_threshold, self.stop_threshold)
-        self.min_silence = cfg.min_silence_usec / 1e6
-        self.update_interval = max(0.0, cfg.update_interval_usec / 1e6)
+        self.configure(cfg)
         self.rate = sample_rate
         self.window = max(1, round(sample_rate * WINDOW_USEC / 1e6))
         self.active = False
@@ -53,6 +50,13 @@ class VoiceActivityDetector:
         self._meter_sq = 0.0
         self._meter_n = 0
         self._meter_peak = 0.0
+
+    def configure(self, cfg: SpeechConfig) -> None:
+        """Thresholds and timings, also while running: they apply from the next 20 ms window."""
+        stop = max(0.0, cfg.stop_threshold)
+        self.stop_threshold, self.start_threshold = stop, max(cfg.start_threshold, stop)
+        self.min_silence = cfg.min_silence_usec / 1e6
+        self.update_interval = max(0.0, cfg.update_interval_usec / 1e6)
 
     def reset(self) -> list[SpeechEvent]:
         """A new stream: an utterance in progress stops where the old stream ended."""

@@ -89,6 +89,13 @@ class SegmentStore:
         self._thread = GUARD.thread(f"recording-{self.source_id}", self._run)
         self._thread.start()
 
+    def configure(self, record: RecordConfig) -> None:
+        """New segment length and retention while running: the next roll and sweep use them,
+        and a sweep runs now (a tighter limit takes effect at once)."""
+        self.segment_seconds = max(float(record.segment_seconds), MIN_SEGMENT_SECONDS)
+        self.retention = record.retention
+        self._wake.set()
+
     def stop(self) -> None:
         self._stopping = True
         self._wake.set()
@@ -207,13 +214,13 @@ class SegmentStore:
 
     def _run(self) -> None:
         self.recover()
-        min_free = self.retention.min_free_mb * 1024 * 1024
         next_sweep = 0.0
         while True:
             woken = self._wake.wait(TICK_SEC)
             self._wake.clear()
             if self._stopping:
                 return
+            min_free = self.retention.min_free_mb * 1024 * 1024
             free = self.health.refresh_free()
             short = bool(min_free) and free is not None and free < min_free
             if woken or short or time.monotonic() >= next_sweep:

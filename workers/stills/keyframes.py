@@ -38,17 +38,43 @@ class KeyframeTap:
     def on_open(self, streams: SourceStreams) -> None:
         stream, ctx = streams.video_stream, streams.video_codec
         time_base = stream.time_base if stream is not None else (ctx.time_base if ctx is not None else None)
-        self._params = CodecParams.of(ctx, time_base)
-        self.latest, self.opened = None, time.monotonic()
+        self._start(CodecParams.of(ctx, time_base))
 
     def on_packet(self, kind: str, packet: av.Packet, seconds: float) -> None:
-        if kind != "video" or not packet.is_keyframe or self._params is None:
-            return
-        self.latest = Keyframe(next(self._seq), self._params, bytes(packet), packet.pts, packet.time_base,
-                               time.monotonic())
+        if kind == "video" and packet.is_keyframe:
+            self._keep(bytes(packet), packet.pts, packet.time_base)
 
     def on_close(self, reason: str) -> None:
         self._params = self.latest = None
+
+    def _start(self, params: CodecParams | None) -> None:
+        self._params = params
+        self.latest, self.opened = None, time.monotonic()
+
+    def _keep(self, data: bytes, pts: int | None, time_base: Fraction | None) -> None:
+        if self._params is not None:
+            self.latest = Keyframe(next(self._seq), self._params, data, pts, time_base, time.monotonic())
+
+
+class PublisherKeyframes(KeyframeTap):
+    """A relay source's keyframes, from its WHIP publisher instead of a reader: RelaySink hands
+    over each H.264 keyframe access unit as received (Annex B, with its SPS/PPS in band, as
+    encoders send them before every IDR). It is also the snapshot service's `source`: online
+    while a publisher is connected."""
+
+    def publisher_started(self) -> None:
+        self._start(CodecParams("h264", None))
+
+    def keyframe(self, annexb: bytes) -> None:
+        """From aiortc's receiver thread; one reference swapped, like the reader's tap."""
+        self._keep(annexb, None, None)
+
+    def publisher_left(self) -> None:
+        self.on_close("the publisher left")
+
+    @property
+    def state(self) -> str:
+        return "online" if self._params is not None else "offline"
 
 
 def decode_keyframe(keyframe: Keyframe) -> av.VideoFrame:

@@ -12,6 +12,7 @@ from workers.recording.segment_store import SegmentStore
 from workers.recording.whip_recorder import WhipRecorder
 from workers.source.h264 import MalformedUnit, is_h264_keyframe
 from workers.source.timeline import Timeline
+from workers.stills.keyframes import PublisherKeyframes
 from workers.webrtc.encoded_receiver import request_keyframe
 from workers.webrtc.fanout import Fanout
 from workers.webrtc.media_unit import AUDIO_CLOCK, VIDEO_CLOCK, h264_unit, opus_unit
@@ -71,27 +72,34 @@ class RelaySink(PublisherSink):
     """The publisher is the live source: its frames are packetized once and fanned out by the
     fan-out, so a viewer costs the same whatever the number of viewers."""
 
-    def __init__(self, fanout: Fanout, timeline: Timeline) -> None:
+    def __init__(self, fanout: Fanout, timeline: Timeline, stills: PublisherKeyframes | None = None) -> None:
         super().__init__()
-        self.fanout, self.timeline = fanout, timeline
+        self.fanout, self.timeline, self.stills = fanout, timeline, stills
         timeline.new_epoch()  # a new publisher's clock restarts; viewers' timestamps must not
 
     def write(self, kind: str, data: bytes, timestamp: int) -> None:
         if kind == "video":
             seconds = self.timeline.map(timestamp / VIDEO_CLOCK)
+            keyframe = is_h264_keyframe(data)
             try:
-                unit = h264_unit(data, round(seconds * VIDEO_CLOCK), is_h264_keyframe(data), b"")
+                unit = h264_unit(data, round(seconds * VIDEO_CLOCK), keyframe, b"")
             except MalformedUnit:
                 self.dropped_units += 1
                 return
+            if keyframe and self.stills is not None:
+                self.stills.keyframe(data)  # snapshot.jpg decodes it on request only
         else:
             unit = opus_unit(data, round(self.timeline.map(timestamp / AUDIO_CLOCK, "audio") * AUDIO_CLOCK))
         self.fanout.publish_threadsafe(unit)
 
     async def started(self) -> None:
         self.fanout.want_keyframe = lambda: asyncio.ensure_future(self._keyframe())
+        if self.stills is not None:
+            self.stills.publisher_started()
         await super().started()
 
     def close(self) -> None:
         self.fanout.want_keyframe = None
+        if self.stills is not None:
+            self.stills.publisher_left()
         self.fanout.reset_threadsafe()
