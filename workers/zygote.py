@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib
 import logging
 import os
 import random
@@ -56,13 +57,12 @@ def preload() -> ModuleType:
     """Import what a worker imports: the worker program (which imports PyAV, aiortc, numpy and
     the workers package) and the few modules a running worker imports late (found with
     PYTHONPROFILEIMPORTTIME on a spawned worker); returns the program, whose main() each fork runs."""
-    import _strptime  # noqa: F401  (the first time.strptime)
-
     import av.subtitles.stream  # noqa: F401  (opening a container)
     import numpy.ma  # noqa: F401  (intelligence)
     import numpy.random  # noqa: F401  (reseeded in each fork)
 
     import workers.__main__ as program
+    importlib.import_module("_strptime")  # the first time.strptime
     return program
 
 
