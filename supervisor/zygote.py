@@ -138,14 +138,18 @@ class Zygote:
                 await asyncio.wait_for(self._changed.wait(), remaining)
 
     async def _fork(self, conn: socket.socket, args: list[str]) -> ForkedProcess:
+        """The worker gets its output pipe and a go-ahead pipe; it starts only on our byte, sent
+        once it is watched (closed without it, the worker exits at once)."""
         loop = asyncio.get_running_loop()
         read_end, write_end = os.pipe2(os.O_CLOEXEC)
+        go_read, go_write = os.pipe2(os.O_CLOEXEC)
         try:
             async with self._lock:
                 try:
-                    socket.send_fds(conn, [encode(ForkRequest(args=args, env=child_env()))], [write_end])
+                    socket.send_fds(conn, [encode(ForkRequest(args=args, env=child_env()))], [write_end, go_read])
                     os.close(write_end)
-                    write_end = -1
+                    os.close(go_read)
+                    write_end = go_read = -1
                     data = await asyncio.wait_for(loop.sock_recv(conn, MAX_REPLY_BYTES), FORK_TIMEOUT_SEC)
                 except TimeoutError:
                     log.error("the template did not answer a fork request within %gs; killing it", FORK_TIMEOUT_SEC)
@@ -166,9 +170,11 @@ class Zygote:
                 raise ForkFailed(reply.error or "no pid")
             stdout = await pipe_reader(read_end)
             read_end = -1
-            return ForkedProcess(reply.pid, stdout)
+            worker = ForkedProcess(reply.pid, stdout)
+            os.write(go_write, b"\1")
+            return worker
         finally:
-            for fd in (read_end, write_end):
+            for fd in (read_end, write_end, go_read, go_write):
                 if fd >= 0:
                     os.close(fd)
 

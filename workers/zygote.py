@@ -11,13 +11,14 @@ serves), so a fork inherits none.
 
 Each worker is forked twice: a helper forks it and exits at once, so the kernel re-parents the
 worker to the supervisor (a child subreaper), which waits for it and sees its real exit status,
-as for a spawned worker; the template dying never touches it. The worker then takes what a
-spawned worker is given: its own session, stdin from /dev/null, stdout and stderr on the pipe
-the supervisor sent (the output relay frames it with the worker's role), its own environment,
-argv and command line, fresh random state; the template's socket is closed. Only then does it
-ask to die with the supervisor (a parent-death signal set earlier would fire when the helper
-exits). `--cmdline-room` only makes the argument area long enough for the worker's command
-line (workers/cmdline.py)."""
+as for a spawned worker; the template dying never touches it. The worker waits for the
+supervisor's go-ahead before it does anything, so none runs that the supervisor does not watch.
+It then takes what a spawned worker is given: its own session, stdin from /dev/null, stdout and
+stderr on the pipe the supervisor sent (the output relay frames it with the worker's role), its
+own environment, argv and command line, fresh random state; the template's socket is closed.
+Only then does it ask to die with the supervisor (a parent-death signal set earlier would fire
+when the helper exits). `--cmdline-room` only makes the argument area long enough for the
+worker's command line (workers/cmdline.py)."""
 
 from __future__ import annotations
 
@@ -50,7 +51,6 @@ from protocol.zygote import (
 from workers.cmdline import set_cmdline
 
 log = logging.getLogger("icey.zygote")
-REPARENT_TIMEOUT_SEC = 5.0
 
 
 def preload() -> ModuleType:
@@ -95,25 +95,25 @@ def fork_detached() -> int:
     return int.from_bytes(data, "little")
 
 
-def serve(conn: socket.socket) -> tuple[ForkRequest, int]:
+def serve(conn: socket.socket) -> tuple[ForkRequest, int, int]:
     """Answer fork requests until the supervisor hangs up (then exit). Returns only in a forked
-    worker: its request and its output pipe."""
+    worker: its request, its output pipe and its go-ahead pipe."""
     while True:
         try:
-            data, fds, flags, _ = socket.recv_fds(conn, MAX_REQUEST_BYTES, 2)
+            data, fds, flags, _ = socket.recv_fds(conn, MAX_REQUEST_BYTES, 3)
         except ConnectionError:
             data, fds, flags = b"", [], 0
         if not data:
             raise SystemExit(0)
         reply = ForkReply()
         try:
-            if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC) or len(fds) != 1:
-                raise ValueError("a fork request needs one output pipe and at most "
+            if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC) or len(fds) != 2:
+                raise ValueError("a fork request needs an output and a go-ahead pipe and at most "
                                  f"{MAX_REQUEST_BYTES} bytes")
             request = decode_request(data)
             reply.pid = fork_detached()
             if reply.pid == 0:
-                return request, fds[0]
+                return request, fds[0], fds[1]
         except (OSError, ValueError, msgspec.DecodeError) as exc:
             log.error("could not fork a worker: %s", exc)
             reply.error = f"{type(exc).__name__}: {exc}"
@@ -124,14 +124,15 @@ def serve(conn: socket.socket) -> tuple[ForkRequest, int]:
         conn.send(encode(reply))
 
 
-def become_worker(request: ForkRequest, out: int, program_path: str) -> None:
-    """Everything a spawned worker would have been given (see the module docstring)."""
-    supervisor = int(request.env.get(SUPERVISOR_PID_ENV, "0"))
-    helper, deadline = os.getppid(), time.monotonic() + REPARENT_TIMEOUT_SEC
-    while (parent := os.getppid()) == helper != supervisor and time.monotonic() < deadline:
-        time.sleep(0.001)
-    if parent != supervisor:
-        os._exit(1)  # the supervisor is gone: nobody would wait for this worker
+def become_worker(request: ForkRequest, out: int, go: int, program_path: str) -> None:
+    """Everything a spawned worker would have been given (see the module docstring). First the
+    supervisor's go-ahead: it comes once the supervisor has the worker's pid and waits for it (the
+    helper has exited by then, so the worker is the supervisor's child); the pipe's end without it
+    (a fork the supervisor gave up on, the supervisor gone) means nobody would supervise it."""
+    started = os.read(go, 1) == b"\1"
+    os.close(go)
+    if not started or os.getppid() != int(request.env.get(SUPERVISOR_PID_ENV, "0")):
+        os._exit(1)
     os.setsid()
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
@@ -168,10 +169,10 @@ def main() -> None:
     conn.connect(str(args.runtime_dir / ZYGOTE_SOCKET))
     log.info("ready in %.2fs: %d modules loaded, %d objects frozen", time.monotonic() - started,
              len(sys.modules), gc.get_freeze_count())
-    request, out = serve(conn)
+    request, out, go = serve(conn)
     conn.close()
     gc.enable()
-    become_worker(request, out, program.__file__ or sys.argv[0])
+    become_worker(request, out, go, program.__file__ or sys.argv[0])
     program.main()
 
 
