@@ -1,7 +1,8 @@
 """What the supervisor and the worker template (the zygote, `python -m workers.zygote`) say to
 each other. The template connects to the supervisor's `zygote.sock` in the private runtime dir
-once its imports are done (that connection is its "ready"); each ForkRequest carries the new
-worker's output pipe as SCM_RIGHTS, and the template answers with the worker's pid."""
+once its imports are done (that connection is its "ready"); each ForkRequest carries two pipes as
+SCM_RIGHTS, the new worker's output and its go-ahead (the supervisor writes one byte there once it
+watches the worker), and the template answers with the worker's pid."""
 
 from __future__ import annotations
 
