@@ -141,7 +141,9 @@ class ApiView(msgspec.Struct, rename="camel"):
     ipc_rejected: int  # a source's state or event from a process that is not its worker
 
 
-class TurnView(msgspec.Struct):
+class ChildView(msgspec.Struct):
+    """A helper child of the supervisor: the TURN relay, the worker template."""
+
     pid: int | None
     state: ProcessState
     restarts: int
@@ -150,7 +152,8 @@ class TurnView(msgspec.Struct):
 class Processes(msgspec.Struct):
     supervisor: SupervisorView
     api: ApiView
-    turn: TurnView | None
+    turn: ChildView | None
+    zygote: ChildView | None = None
 
 
 class Status(Readiness, rename="camel", kw_only=True):
@@ -353,7 +356,9 @@ class Documents:
                 supervisor=SupervisorView(sup.pid if sup else None),
                 api=ApiView(os.getpid(), sup.api.restarts if sup else 0, self.view.received, self.view.dropped,
                             self.view.rejected),
-                turn=TurnView(sup.turn.pid, sup.turn.state, sup.turn.restarts) if sup and sup.turn else None),
+                turn=ChildView(sup.turn.pid, sup.turn.state, sup.turn.restarts) if sup and sup.turn else None,
+                zygote=ChildView(sup.zygote.pid, sup.zygote.state, sup.zygote.restarts)
+                if sup and sup.zygote else None),
             config=sup.config if sup else None,
         )
 

@@ -161,7 +161,8 @@ class IceyCollector(Collector):
         cpu = _counter("icey_process_cpu_seconds_total", "User and system CPU time of the child (restarts at 0 "
                        "with it).", ["role"])
         sup = self.documents.view.supervisor
-        infos: list[ProcessInfo] = [sup.api, *sup.workers.values(), *([sup.turn] if sup.turn else [])] if sup else []
+        infos: list[ProcessInfo] = [sup.api, *sup.workers.values(), *([sup.turn] if sup.turn else []),
+                                    *([sup.zygote] if sup.zygote else [])] if sup else []
         for info in infos:
             up.add_metric([info.role], 1.0 if info.state == "running" else 0.0)
             restarts.add_metric([info.role], float(info.restarts))

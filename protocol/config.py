@@ -234,7 +234,7 @@ class SupervisorConfig(_Camel):
     """Restart policy knobs. Defaults suit production; tests shrink them. A worker given up after
     a crash loop is tried again after `givenUpRetrySec` (0: only on request), so a camera that
     crashed its worker for a while comes back without an operator. `watchConfig` reloads the
-    config file when it changes."""
+    config file when it changes. `zygote` forks workers from a pre-imported template."""
 
     restart_initial_ms: Annotated[int, Meta(ge=10, le=600_000)] = 500
     restart_max_ms: Annotated[int, Meta(ge=10, le=3_600_000)] = 30_000
@@ -246,6 +246,9 @@ class SupervisorConfig(_Camel):
     heartbeat_ms: Annotated[int, Meta(ge=50, le=60_000)] = 1000
     # Reload when the config file changes (as on SIGHUP): its directory is watched (watchfiles).
     watch_config: bool = False
+    # Fork workers from one template process that has imported PyAV, aiortc and numpy (their
+    # memory is shared) instead of starting each as a fresh interpreter.
+    zygote: bool = True
 
 
 class ReadyConfig(_Camel):

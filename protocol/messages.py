@@ -148,7 +148,7 @@ class WorkerState(msgspec.Struct, tag="worker", kw_only=True):
 class ProcessInfo(msgspec.Struct, kw_only=True):
     """The supervisor's view of one child process."""
 
-    role: str  # api | worker:<id> | turn
+    role: str  # api | worker:<id> | turn | zygote
     pid: int | None
     state: ProcessState
     restarts: int = 0
@@ -193,6 +193,7 @@ class SupervisorState(msgspec.Struct, tag="supervisor", kw_only=True):
     api: ProcessInfo
     workers: dict[str, ProcessInfo]
     turn: ProcessInfo | None = None  # the TURN relay (coturn), when enabled and installed
+    zygote: ProcessInfo | None = None  # the worker template, when supervisor.zygote is on
     storage: list[StorageInfo] = []
     config: ConfigInfo = msgspec.field(default_factory=ConfigInfo)
 

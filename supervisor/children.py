@@ -1,6 +1,6 @@
-"""One supervised child process: spawn, relay its output to the log, restart it with backoff,
-give it up after a crash loop (and try it again later), restart it on request, stop it within
-a bound."""
+"""One supervised child process: start it (its launcher spawns or forks it), relay its output to
+the log, restart it with backoff, give it up after a crash loop (and try it again later), restart
+it on request, stop it within a bound."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import sys
 import time
 from collections.abc import Callable
 
-from protocol.child import SUPERVISOR_PID_ENV
 from protocol.logs import LEVELS, escape_controls, format_line, line_role
 from protocol.messages import ProcessInfo
 from protocol.scrub import scrub_text
+from supervisor.launchers import Launcher, Running
 from supervisor.output_lines import bounded_lines
 from supervisor.restart_policy import RestartPolicy
 
@@ -29,30 +29,21 @@ def exit_code(returncode: int) -> int:
 
 
 class Child:
-    def __init__(self, role: str, argv: list[str], policy: RestartPolicy, on_change: Callable[[], None],
-                 stop_timeout_sec: float, pass_fds: tuple[int, ...] = (),
-                 raw_level: Callable[[str], str] = lambda line: "error") -> None:
+    def __init__(self, role: str, launch: Launcher, policy: RestartPolicy, on_change: Callable[[], None],
+                 stop_timeout_sec: float, raw_level: Callable[[str], str] = lambda line: "error") -> None:
         self.role = role
-        self.argv = argv
+        self.launch = launch
         self.raw_level = raw_level  # the level of an output line not in our format (a traceback; coturn)
         self.policy = policy
         self.on_change = on_change
-        self.pass_fds = pass_fds
         self.stop_timeout_sec = stop_timeout_sec
         self.info = ProcessInfo(role=role, pid=None, state="stopped")
-        self.proc: asyncio.subprocess.Process | None = None
+        self.proc: Running | None = None
         self.stopping = False
         self.given_up = asyncio.Event()
         self._restart = asyncio.Event()  # set by request_restart, cleared by the start it causes
 
-    async def _spawn(self) -> asyncio.subprocess.Process:
-        env = {**os.environ, SUPERVISOR_PID_ENV: str(os.getpid())}
-        proc = await asyncio.create_subprocess_exec(
-            *self.argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT, pass_fds=self.pass_fds, env=env, start_new_session=True)
-        return proc
-
-    async def _relay_output(self, proc: asyncio.subprocess.Process) -> None:
+    async def _relay_output(self, proc: Running) -> None:
         """Lines in our format that carry this child's role pass through; anything else (a
         traceback, coturn's output, a line claiming another process's role) is framed with the
         role of the pipe it came from. Reads until EOF whatever the lines hold."""
@@ -77,7 +68,7 @@ class Child:
         A failed start (exec error, EMFILE, EAGAIN) counts as a crash: it is retried with backoff
         and given up like one."""
         try:
-            self.proc = proc = await self._spawn()
+            self.proc = proc = await self.launch()
         except Exception as exc:  # whatever the cause, supervision of this child must go on
             self.proc = None
             self.info.last_exit_code, self.info.spawn_error = None, f"{type(exc).__name__}: {exc}"
@@ -106,7 +97,7 @@ class Child:
         self.info.state, self.info.pid = "stopped", None
         self.on_change()
 
-    async def _run_until_exit(self, proc: asyncio.subprocess.Process) -> int:
+    async def _run_until_exit(self, proc: Running) -> int:
         """The exit status; a restart request stops the process first."""
         exited = asyncio.create_task(proc.wait())
         asked = asyncio.create_task(self._restart.wait())
@@ -170,7 +161,7 @@ class Child:
             return
         await self._terminate(proc)
 
-    async def _terminate(self, proc: asyncio.subprocess.Process) -> None:
+    async def _terminate(self, proc: Running) -> None:
         self.signal(signal.SIGTERM)
         try:
             await asyncio.wait_for(proc.wait(), self.stop_timeout_sec)

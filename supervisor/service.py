@@ -39,16 +39,19 @@ from protocol.messages import (
 from protocol.scrub import public_value, register_source_url
 from protocol.times import rfc3339
 from protocol.vocabulary import ConfigOrigin, EventType, RuntimeState
+from protocol.zygote import worker_cmdline
 from supervisor import resources, source_entries, turn_relay
 from supervisor.children import Child
 from supervisor.config_generations import ConfigReader, ConfigRejected, Plan, plan
 from supervisor.config_watch import ConfigWatch
 from supervisor.control_server import SupervisorControl
 from supervisor.errors import EXIT_OK, EXIT_RUNTIME
+from supervisor.launchers import Spawn
 from supervisor.readiness import ServiceNotifier
 from supervisor.restart_policy import RestartPolicy
 from supervisor.sd_notify import SdNotify
 from supervisor.worker_updates import update_in_place
+from supervisor.zygote import Zygote, become_subreaper
 
 log = logging.getLogger("icey.supervisor")
 STORAGE_INTERVAL_SEC = 5.0
@@ -90,18 +93,27 @@ class Service:
         listen = ["--http-fd", str(http_socket.fileno())]
         if metrics_socket is not None:
             listen += ["--metrics-fd", str(metrics_socket.fileno())]
-        self.api = Child("api", [sys.executable, "-m", "api", *common, *listen],
-                         RestartPolicy.from_config(cfg, retry_given_up=False), self.publish, stop_sec,
-                         pass_fds=tuple(s.fileno() for s in self.listeners))
+        self.api = Child("api", Spawn([sys.executable, "-m", "api", *common, *listen],
+                                      pass_fds=tuple(s.fileno() for s in self.listeners)),
+                         RestartPolicy.from_config(cfg, retry_given_up=False), self.publish, stop_sec)
+        self.zygote = Zygote(self.runtime_dir, settings.log_level, RestartPolicy.from_config(cfg), self.publish,
+                             stop_sec) if cfg.zygote and become_subreaper() else None
         self.workers = {src.id: self._worker(src) for src in settings.sources}
         binary = turn_relay.turnserver_path() if settings.turn.active else None
-        self.turn = Child("turn", turn_relay.argv(settings, self.runtime_dir, binary), RestartPolicy.from_config(cfg),
-                          self.publish, stop_sec, raw_level=turn_relay.log_level) if binary else None
+        self.turn = Child("turn", Spawn(turn_relay.argv(settings, self.runtime_dir, binary)),
+                          RestartPolicy.from_config(cfg), self.publish, stop_sec,
+                          raw_level=turn_relay.log_level) if binary else None
 
     def _worker(self, src: SourceSettings) -> Child:
-        cmd = [sys.executable, "-m", "workers", "--runtime-dir", str(self.runtime_dir), "--source-id", src.id]
+        args = ["--runtime-dir", str(self.runtime_dir), "--source-id", src.id]
+        role = f"worker:{src.id}"
+        launch = self.zygote.launcher(role, args) if self.zygote else Spawn(worker_cmdline(sys.executable, args))
         cfg = self.settings.supervisor
-        return Child(f"worker:{src.id}", cmd, RestartPolicy.from_config(cfg), self.publish, cfg.stop_timeout_sec)
+        return Child(role, launch, RestartPolicy.from_config(cfg), self.publish, cfg.stop_timeout_sec)
+
+    def _helpers(self) -> list[Child]:
+        """The children that are not the API or a worker: the TURN relay, the worker template."""
+        return [*([self.turn] if self.turn else []), *([self.zygote.child] if self.zygote else [])]
 
     def _write_settings(self) -> None:
         """The API gets everything; each worker only its own source, without the API token or the
@@ -124,7 +136,8 @@ class Service:
             checks=self.checks, warnings=self.settings.warnings, degrading_warnings=self.degrading,
             api=self.api.info, workers={sid: child.info for sid, child in
                                         [*self.retiring_workers.items(), *self.workers.items()]},
-            turn=self.turn.info if self.turn else None, storage=self.storage, config=self.config)
+            turn=self.turn.info if self.turn else None, zygote=self.zygote.child.info if self.zygote else None,
+            storage=self.storage, config=self.config)
         self.pub.send(encode(state))
 
     def emit(self, source_id: str, type_: EventType, data: ConfigData | None = None) -> None:
@@ -287,7 +300,7 @@ class Service:
 
     async def _heartbeat(self) -> None:
         interval = self.settings.supervisor.heartbeat_ms / 1000
-        children = [self.api, *self.workers.values(), *([self.turn] if self.turn else [])]
+        children = [self.api, *self.workers.values(), *self._helpers()]
         while True:
             resources.sample_usage([child.info for child in children])
             self.publish()
@@ -309,7 +322,7 @@ class Service:
         signals = 0
 
         def children() -> list[Child]:
-            return [self.api, *self.workers.values(), *([self.turn] if self.turn else [])]
+            return [self.api, *self.workers.values(), *self._helpers()]
 
         def on_signal(sig: int) -> None:
             nonlocal signals
@@ -328,12 +341,14 @@ class Service:
         loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         self._write_settings()
         self.worker_tasks = {sid: asyncio.create_task(child.keep_running()) for sid, child in self.workers.items()}
-        tasks = [asyncio.create_task(child.keep_running()) for child in (self.api, *([self.turn] if self.turn else []))]
+        tasks = [asyncio.create_task(child.keep_running()) for child in (self.api, *self._helpers())]
         background = [asyncio.create_task(self._heartbeat()), asyncio.create_task(self._greet_subscribers()),
                       asyncio.create_task(self.control.run()), asyncio.create_task(self._watch_storage()),
                       asyncio.create_task(self.notifier.run())]
         if self.watch is not None:
             background.append(asyncio.create_task(self.watch.run()))
+        if self.zygote is not None:
+            background.append(asyncio.create_task(self.zygote.accept()))
         self.runtime_state = "running"
         self.publish()
         api_given_up = asyncio.create_task(self.api.given_up.wait())
@@ -364,7 +379,7 @@ class Service:
         for child in children:
             child.stopping = True  # a child that dies from here on is not restarted
         # Workers first so the API can still report them stopping; then the API.
-        await asyncio.gather(*(c.stop() for c in self.workers.values()), *([self.turn.stop()] if self.turn else []),
+        await asyncio.gather(*(c.stop() for c in self.workers.values()), *(c.stop() for c in self._helpers()),
                              *self.retiring)
         await self.api.stop()
         for t in [*tasks, *self.worker_tasks.values(), *self.updates]:
@@ -372,6 +387,8 @@ class Service:
         await asyncio.gather(*tasks, return_exceptions=True)
         self.pub.close()
         self.control.close()
+        if self.zygote is not None:
+            self.zygote.close()
         self.notifier.notify.close()
         for listener in self.listeners:
             listener.close()

@@ -186,4 +186,5 @@ def main() -> None:
     run_child(f"worker:{src.id}", settings.log_level, lambda: run_worker(settings, src, args.runtime_dir))
 
 
-main()
+if __name__ == "__main__":  # the worker template imports this module and calls main() in each fork
+    main()

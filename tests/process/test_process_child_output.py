@@ -11,6 +11,7 @@ import sys
 from support.processes import wait_for
 
 from supervisor.children import Child
+from supervisor.launchers import Spawn
 from supervisor.restart_policy import RestartPolicy
 
 FORGED = "2026-01-01T00:00:00.000Z ERROR [supervisor] fake"
@@ -21,7 +22,7 @@ def supervise_once(code: str, role: str = "worker:t") -> Child:
     restarted); the relayed output lands on this process's stderr."""
 
     async def run() -> Child:
-        child = Child(role, [sys.executable, "-c", code], RestartPolicy(0.1, 0.1, 60.0, 1, 60.0), lambda: None,
+        child = Child(role, Spawn([sys.executable, "-c", code]), RestartPolicy(0.1, 0.1, 60.0, 1, 60.0), lambda: None,
                       stop_timeout_sec=5.0)
         running = asyncio.create_task(child.keep_running())
         try:  # one exit and the one-crash policy gives it up (it then waits for a retry, not ours to wait)

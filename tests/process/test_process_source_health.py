@@ -55,7 +55,8 @@ async def test_malformed_units_are_dropped_and_the_stream_goes_on(icey, tmp_path
 
 def test_an_unexpected_error_in_the_reader_reopens_the_source(icey):
     server = icey(["--source", f"cam={DEMO}", "--no-turn"], env={"ICEY_TEST_FAULT": "reader:after:40"})
-    pid = server.children()["worker:cam"]
+    # a worker forked from the template starts once the template is ready, after the API answers
+    pid = wait_for(lambda: server.children().get("worker:cam"), 10, what="worker:cam running")
     item = server.wait_source("cam", lambda s: "InjectedFault" in (s["lastError"] or ""), timeout=20)
     assert item["state"] in ("reconnecting", "online")
     item = server.wait_source("cam", lambda s: s["state"] == "online" and s["reconnects"] == 1)

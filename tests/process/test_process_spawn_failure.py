@@ -1,10 +1,13 @@
 """A child that cannot even be started (issue 8 item 11) is a crash like any other: backoff, give-up,
 visible in the status. Made to happen honestly: the server runs on an interpreter path that is
-removed while it runs (an upgrade replacing the interpreter), so the next exec of a child fails."""
+removed while it runs (an upgrade replacing the interpreter), so the next exec of a child fails.
+With the worker template on, a worker is forked (no exec) while the template runs; once the template
+is gone too (it cannot be started again either), workers are spawned, and fail the same way."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 import sysconfig
@@ -20,7 +23,7 @@ SOURCES = ["--source", "a=demo://testsrc2?size=160x90&rate=5", "--source", "b=de
 
 
 class RemovablePythonServer:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, zygote: bool = False) -> None:
         self.python = tmp_path / "bin" / "python3"
         self.python.parent.mkdir()
         self.python.symlink_to(os.path.realpath(sys.executable))
@@ -28,7 +31,8 @@ class RemovablePythonServer:
         workdir.mkdir()
         # The interpreter outside its venv finds the project and its dependencies through PYTHONPATH.
         path = os.pathsep.join([str(REPO), sysconfig.get_paths()["purelib"]])
-        self.server = IceyServer(workdir, ["--no-turn", *SOURCES], FAST_GIVE_UP, env={"PYTHONPATH": path})
+        config = {"supervisor": {**FAST_GIVE_UP["supervisor"], "zygote": zygote}}
+        self.server = IceyServer(workdir, ["--no-turn", *SOURCES], config, env={"PYTHONPATH": path})
         self.server.argv[0] = str(self.python)  # children are started with the supervisor's sys.executable
 
     def start_then_remove_python(self) -> IceyServer:
@@ -39,15 +43,19 @@ class RemovablePythonServer:
         return self.server
 
 
-@pytest.fixture
-def removable(tmp_path: Path) -> Iterator[RemovablePythonServer]:
-    holder = RemovablePythonServer(tmp_path)
+@pytest.fixture(params=[False, True], ids=["spawned", "zygote"])
+def removable(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RemovablePythonServer]:
+    holder = RemovablePythonServer(tmp_path, zygote=request.param)
     yield holder
     holder.server.kill_all()
 
 
 def test_worker_that_cannot_be_spawned_is_given_up_and_reported(removable):
     server = removable.start_then_remove_python()
+    template = server.status()["processes"]["zygote"]
+    if template is not None:  # the template cannot come back: the worker's next starts are spawns
+        os.kill(template["pid"], signal.SIGKILL)
+        wait_for(lambda: server.status()["processes"]["zygote"]["state"] != "running", 10, what="template down")
     os.kill(server.children()["worker:a"], signal.SIGKILL)
     item = server.wait_source("a", lambda s: s["worker"]["state"] == "given-up", timeout=20)
     assert item["state"] == "failed" and item["worker"]["pid"] is None
@@ -61,6 +69,9 @@ def test_worker_that_cannot_be_spawned_is_given_up_and_reported(removable):
     stderr = server.stderr()
     assert "worker:a could not be started (FileNotFoundError" in stderr and "restarting in" in stderr
     assert "crash loop, giving up" in stderr
+    if template is not None:
+        assert "zygote could not be started (FileNotFoundError" in stderr
+        assert re.search(r"no worker template is ready \(it is (restarting|given-up)\); spawning worker:a", stderr)
 
 
 def test_api_that_cannot_be_spawned_stops_the_service(removable):
