@@ -111,6 +111,9 @@ class Service:
         cfg = self.settings.supervisor
         return Child(role, launch, RestartPolicy.from_config(cfg), self.publish, cfg.stop_timeout_sec)
 
+    def _children(self) -> list[Child]:
+        return [self.api, *self.workers.values(), *self._helpers()]
+
     def _helpers(self) -> list[Child]:
         """The children that are not the API or a worker: the TURN relay, the worker template."""
         return [*([self.turn] if self.turn else []), *([self.zygote.child] if self.zygote else [])]
@@ -300,9 +303,8 @@ class Service:
 
     async def _heartbeat(self) -> None:
         interval = self.settings.supervisor.heartbeat_ms / 1000
-        children = [self.api, *self.workers.values(), *self._helpers()]
-        while True:
-            resources.sample_usage([child.info for child in children])
+        while True:  # the children of now: a config change adds and removes workers
+            resources.sample_usage([child.info for child in self._children()])
             self.publish()
             await asyncio.sleep(interval)
 
@@ -321,9 +323,6 @@ class Service:
         loop = asyncio.get_running_loop()
         signals = 0
 
-        def children() -> list[Child]:
-            return [self.api, *self.workers.values(), *self._helpers()]
-
         def on_signal(sig: int) -> None:
             nonlocal signals
             signals += 1
@@ -331,7 +330,7 @@ class Service:
                 log.info("received %s; stopping", signal.Signals(sig).name)
                 self.stop_requested.set()
             else:  # a second signal: do not wait for graceful stops
-                for child in children():
+                for child in self._children():
                     child.signal(signal.SIGKILL)
 
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -357,7 +356,7 @@ class Service:
         code = EXIT_OK if stop.done() else EXIT_RUNTIME
         if code != EXIT_OK:
             log.error("the API process keeps crashing; stopping the service")
-        await self.shutdown(children(), tasks + background + [api_given_up, stop])
+        await self.shutdown(self._children(), tasks + background + [api_given_up, stop])
         return code
 
     def _on_sighup(self) -> None:

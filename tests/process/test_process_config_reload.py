@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from support.media import ffprobe
+from support.metrics_scrape import scrape
 from support.processes import alive, until, wait_for
 from support.servers import LOOPBACK
 from support.sse import SseClient
@@ -52,6 +53,9 @@ async def test_add_a_source_while_another_is_watched(icey):
     assert added.status == 200, added.body
     assert added.json()["added"] == ["c"] and added.json()["restarted"] == [] and added.headers["etag"] == '"2"'
     await until(lambda: server.source("c")["state"] == "online", 20, what="c online")
+    # The supervisor's heartbeat measures the workers of now, not those it started with.
+    await until(lambda: scrape(server).value("icey_process_resident_memory_bytes", role="worker:c"), 10,
+                what="worker:c measured")
     seen = len(viewer.video_frames)
     await asyncio.sleep(1.0)
     assert len(viewer.video_frames) > seen and _max_gap(viewer) < 1.0
