@@ -157,7 +157,8 @@ async def run_worker(settings: Settings, src: SourceSettings, runtime_dir: Path)
         loop.call_later(SHUTDOWN_GRACE_SEC, os._exit, 1)  # a cleanup stuck behind the dead thread
         return 1
     finally:
-        work.cancel()
+        work.cancel()  # the gather then ends with a CancelledError nobody awaits: read it, unlogged
+        work.add_done_callback(lambda done: done.cancelled() or done.exception())
         if reader is not None:
             reader.stop()
         if stills is not None:
