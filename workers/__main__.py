@@ -109,12 +109,15 @@ async def run_worker(settings: Settings, src: SourceSettings, runtime_dir: Path)
             taps += intelligence.taps
         keyframes = KeyframeTap()
         taps.append(keyframes)
-        delivery = Delivery(fanout.publish_threadsafe, src.video)
+
+        def watched() -> bool:
+            """A viewer, or one negotiating (`sessions` is made below, before the reader starts):
+            with none a file is paced loosely (reader.py) and a transcode pauses (delivery.py)."""
+            return bool(sessions.sessions) or sessions.negotiating["whep"] > 0
+
+        delivery = Delivery(fanout.publish_threadsafe, src.video, watched, fanout.reset_threadsafe)
         taps.append(delivery)
-        # `sessions` is made below, before the reader starts: a viewer, or one negotiating, wants
-        # the packets on time; with none a file is paced loosely (reader.py).
-        reader = SourceReader(src, source_watch(events, fanout, changes), taps,
-                              lambda: bool(sessions.sessions) or sessions.negotiating["whep"] > 0)
+        reader = SourceReader(src, source_watch(events, fanout, changes), taps, watched)
         shared_decoder = intelligence.decoder if intelligence is not None and intelligence.vision else None
         stills = SnapshotService(keyframes, reader,
                                  (lambda: shared_decoder.latest) if shared_decoder is not None else None)

@@ -100,6 +100,16 @@ async def test_b_frames_are_transcoded_once(icey, tmp_path):
     finally:
         for viewer in viewers:
             await viewer.close()
+    # Nobody watches: the transcode pauses. The next viewer starts it afresh at a keyframe.
+    await until(lambda: server.source("bf")["sessions"]["active"] == 0, 10, what="the viewers gone")
+    await asyncio.sleep(1.5)
+    later = await watch(server.base, "bf", audio=False)
+    try:
+        assert later.status == 201
+        await wait_frames(later, 20)
+        assert {(w, h) for _, w, h, _ in later.video_frames} == {(320, 180)}
+    finally:
+        await later.close()
 
 
 async def test_late_joiner_gets_a_picture_before_the_next_keyframe(icey):

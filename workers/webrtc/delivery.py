@@ -21,18 +21,31 @@ from workers.webrtc.media_unit import AUDIO_CLOCK, VIDEO_CLOCK, MediaUnit, h264_
 
 
 class Delivery:
-    def __init__(self, sink: Callable[[MediaUnit], None], video_cfg: VideoConfig) -> None:
+    """`watched()` says whether anyone watches (or is negotiating): a transcode runs only then. It
+    is the costliest thing a camera does (a decode and an x264 encode per frame), so with nobody
+    watching it pauses, the fan-out's cached GOP (now stale) is dropped through `drop_cached`, and
+    the next viewer makes it start afresh: video at the camera's next keyframe, with a new encoder
+    whose first frame is an IDR."""
+
+    def __init__(self, sink: Callable[[MediaUnit], None], video_cfg: VideoConfig,
+                 watched: Callable[[], bool] = lambda: True, drop_cached: Callable[[], None] = lambda: None) -> None:
         self.sink = sink
         self.video_cfg = video_cfg
+        self.watched = watched
+        self.drop_cached = drop_cached
         self.video_mode: DeliveryMode | None = None  # while the source is open
         self.audio_mode: DeliveryMode | None = None
         self._length_size: int | None = None  # avcC samples: bytes of each NAL's length prefix
         self._vtx: VideoTranscoder | None = None
         self._atx: AudioTranscoder | None = None
+        self._paused: set[str] = set()  # the kinds whose transcoder waits for a viewer
+        self._streams: SourceStreams | None = None
         self._parameter_sets = b""
 
     def on_open(self, streams: SourceStreams) -> None:
         self._length_size = self._vtx = self._atx = None
+        self._paused = set()
+        self._streams = streams
         self._parameter_sets = b""
         self.video_mode = "passthrough" if streams.video_codec is not None else None
         self.audio_mode = "passthrough" if streams.audio_codec is not None else None
@@ -64,8 +77,32 @@ class Delivery:
         else:
             self._audio(packet, seconds - raw, raw)
 
+    def _idle(self, kind: str, keyframe: bool) -> bool:
+        """Whether this packet of a transcoded kind is skipped: nobody watches, or video resuming
+        waits for a keyframe (a fresh decoder starts there)."""
+        if not self.watched():
+            if kind not in self._paused:
+                self._paused.add(kind)
+                if kind == "video":
+                    self.drop_cached()
+            return True
+        if kind not in self._paused:
+            return False
+        if kind == "video" and not keyframe:
+            return True
+        self._paused.discard(kind)
+        streams = self._streams
+        assert streams is not None  # set by on_open, which made the transcoder being resumed
+        if kind == "video" and streams.video_stream is not None:
+            self._vtx = VideoTranscoder(streams.video_stream, self.video_cfg)
+        elif kind == "audio" and streams.audio_stream is not None:
+            self._atx = AudioTranscoder(streams.audio_stream)
+        return False
+
     def _video(self, pkt: av.Packet, offset: float, now: float) -> None:
         if self._vtx is not None:
+            if self._idle("video", pkt.is_keyframe):
+                return
             for data, seconds, key in self._vtx.encode(pkt):
                 self.sink(h264_unit(data, round((seconds + offset) * VIDEO_CLOCK), key, b""))
             return
@@ -76,6 +113,8 @@ class Delivery:
 
     def _audio(self, pkt: av.Packet, offset: float, now: float) -> None:
         if self._atx is not None:
+            if self._idle("audio", True):
+                return
             for data, seconds in self._atx.encode(pkt):
                 if abs(seconds - now) < 1.0:  # else it is the encoder's tail from before a loop/reconnect
                     self.sink(opus_unit(data, round((seconds + offset) * AUDIO_CLOCK)))
