@@ -99,11 +99,15 @@ def test_publish_to_record_and_stop(icey, browser, tmp_path: Path):
     wait_for(lambda: not source_sessions(server, "desk", {}), 10, what="the publisher's session to end after Stop")
     server.wait_source("desk", lambda s: s["state"] == "offline", timeout=10)
     assert page.locator("#error").text_content() == ""
-    files = wait_for(lambda: list(segments.glob("*.mp4")), 10, what="the recording")
-    assert len(files) == 1, files
-    info = _check_recording(files[0], min_frames=40)
-    print(f"recording {files[0].name}: {info['streams']} duration {info['format']['duration']}")
-    assert float(info["format"]["duration"]) >= 3.0, info
+    files = sorted(wait_for(lambda: list(segments.glob("*.mp4")), 10, what="the recording"))
+    # One segment; or two or three when the browser ramped its resolution up mid-publish (a keyframe
+    # with a new SPS starts a new segment: whip_recorder.py), depending on its bandwidth estimate.
+    assert 1 <= len(files) <= 3, files
+    infos = [_check_recording(f, min_frames=0) for f in files]
+    for f, info in zip(files, infos, strict=True):
+        print(f"recording {f.name}: {info['streams']} duration {info['format']['duration']}")
+    assert sum(int(info["by_type"]["video"]["nb_read_frames"]) for info in infos) > 40, infos
+    assert sum(float(info["format"]["duration"]) for info in infos) >= 3.0, infos
     page.close()
 
 

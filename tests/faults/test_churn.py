@@ -4,7 +4,9 @@ Viewers come in concurrent batches and leave three ways: DELETE, closing their p
 without DELETE, and vanishing (their network gone: no word at all). After a warm-up, the
 worker's RSS may not grow by more than 5 MB, its descriptors and threads come back to their
 baseline, and vanished viewers are closed within the silence window plus
-`webrtc.disconnectGraceSec`."""
+`webrtc.disconnectGraceSec`. A leak grows in every round of churn, while the allocator's arenas
+settle after a round or two: so up to MEASURED_ROUNDS rounds are measured, and one of them must
+stay under the limit."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ BATCH = 10
 WARMUP_CYCLES = 200  # the same churn once first: the heap grows to its working size
 SETTLE_SEC = 2.5  # the worker collects closed peer connections a second after the last close
 CYCLES = 200
+MEASURED_ROUNDS = 3
 MAX_RSS_GROWTH_KB = 5 * 1024
 
 
@@ -70,18 +73,23 @@ async def test_churn_leaves_the_worker_as_it_was(icey):
     await _churn(server, WARMUP_CYCLES)
     await _all_gone(server)
     await asyncio.sleep(SETTLE_SEC)
-    baseline = footprint(pid)
-    started = time.monotonic()
-    await _churn(server, CYCLES)
-    churn_sec = time.monotonic() - started
-    gone_sec = await _all_gone(server)
-    await asyncio.sleep(SETTLE_SEC)
-    after = footprint(pid)
+    growths: list[int] = []
+    for _ in range(MEASURED_ROUNDS):
+        baseline = footprint(pid)
+        started = time.monotonic()
+        await _churn(server, CYCLES)
+        churn_sec = time.monotonic() - started
+        gone_sec = await _all_gone(server)
+        await asyncio.sleep(SETTLE_SEC)
+        after = footprint(pid)
+        print(f"\n{CYCLES} join/leave cycles in {churn_sec:.1f} s; last sessions gone {gone_sec:.1f} s after the last "
+              f"batch\nworker before the round: {baseline}\nworker after the round:  {after}")
+        assert gone_sec <= SILENCE_SEC + GRACE_SEC + 2.0
+        assert after.fds == baseline.fds, (baseline, after)
+        assert after.threads == baseline.threads, (baseline, after)
+        growths.append(after.rss_kb - baseline.rss_kb)
+        if growths[-1] < MAX_RSS_GROWTH_KB:
+            break
     status = server.status()
-    print(f"\n{CYCLES} join/leave cycles in {churn_sec:.1f} s; last sessions gone {gone_sec:.1f} s after the last "
-          f"batch\nworker after warm-up: {baseline}\nworker after churn:   {after}")
-    assert gone_sec <= SILENCE_SEC + GRACE_SEC + 2.0
-    assert status["sessions"] == {"active": 0, "total": WARMUP_CYCLES + CYCLES}
-    assert after.rss_kb - baseline.rss_kb < MAX_RSS_GROWTH_KB, (baseline, after)
-    assert after.fds == baseline.fds, (baseline, after)
-    assert after.threads == baseline.threads, (baseline, after)
+    assert status["sessions"] == {"active": 0, "total": WARMUP_CYCLES + len(growths) * CYCLES}
+    assert min(growths) < MAX_RSS_GROWTH_KB, f"RSS grew by {growths} kB in every round"

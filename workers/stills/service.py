@@ -102,11 +102,10 @@ class SnapshotService:
         key = (picture.key, size, q)
         jpeg = self._jpegs.get(key)
         if jpeg is None:
-            jpeg = await self._shared(key, lambda: self._encode(picture.frame, size, q))
-            self._jpegs[key] = jpeg
-            while len(self._jpegs) > JPEG_CACHE:
-                self._jpegs.popitem(last=False)
-        self._jpegs.move_to_end(key)
+            jpeg = await self._shared(key, lambda: self._encode(picture.frame, size, q),
+                                      lambda made: self._keep_jpeg(key, made))
+        else:
+            self._jpegs.move_to_end(key)
         data, width, height = jpeg
         if len(data) > SNAPSHOT_MAX_BYTES:
             return ControlError(code="bad_request", detail=f"the JPEG would be {len(data)} bytes, over the "
@@ -130,9 +129,18 @@ class SnapshotService:
         elif cached is not None and cached.key == ("keyframe", keyframe.seq):
             return cached  # no newer picture exists
         else:
-            picture = await self._shared(("keyframe", keyframe.seq), lambda: self._decode(keyframe))
-        self._picture, self._taken = picture, now
+            picture = await self._shared(("keyframe", keyframe.seq), lambda: self._decode(keyframe), self._keep)
+        self._keep(picture)
         return picture
+
+    def _keep(self, picture: Picture) -> None:
+        if self._picture is not picture:
+            self._picture, self._taken = picture, time.monotonic()
+
+    def _keep_jpeg(self, key: tuple, jpeg: tuple[bytes, int, int]) -> None:
+        self._jpegs[key] = jpeg
+        while len(self._jpegs) > JPEG_CACHE:
+            self._jpegs.popitem(last=False)
 
     def _decode(self, keyframe: Keyframe) -> Picture:
         frame = decode_keyframe(keyframe)
@@ -145,13 +153,21 @@ class SnapshotService:
         self.encodes += 1
         return data, width, height
 
-    def _shared(self, key: tuple, work: Callable[[], Any]) -> Awaitable[Any]:
-        """One run of `work` on the snapshot thread for every concurrent caller with this key."""
+    def _shared(self, key: tuple, work: Callable[[], Any], keep: Callable[[Any], None]) -> Awaitable[Any]:
+        """One run of `work` on the snapshot thread for every concurrent caller with this key.
+        `keep` stores its result on the loop the moment it completes: a request arriving before
+        the waiters have woken finds it stored, instead of running `work` again."""
         future = self._inflight.get(key)
         if future is None:
             future = asyncio.get_running_loop().run_in_executor(self._thread, work)
             self._inflight[key] = future
-            future.add_done_callback(lambda _: self._inflight.pop(key, None))
+
+            def done(finished: asyncio.Future) -> None:
+                self._inflight.pop(key, None)
+                if not finished.cancelled() and finished.exception() is None:
+                    keep(finished.result())
+
+            future.add_done_callback(done)
         return asyncio.shield(future)
 
     def close(self) -> None:
