@@ -8,6 +8,7 @@ import json
 import socket
 
 import pytest
+from support.media import make_b_frame_file
 from support.processes import until, wait_for
 from support.servers import LOOPBACK
 from support.webrtc_client import wait_frames, watch
@@ -74,20 +75,7 @@ async def test_mp4_file_passthrough_and_aac_to_opus(icey, media_file):
 
 
 async def test_b_frames_are_transcoded_once(icey, tmp_path):
-    import av
-
-    path = tmp_path / "bframes.mp4"
-    with av.open(str(path), "w") as out:  # x264's default preset uses B-frames: browsers stall on them
-        v = out.add_stream("libx264", rate=15)
-        v.width, v.height, v.pix_fmt = 320, 180, "yuv420p"
-        v.options = {"preset": "medium", "bf": "3", "g": "15"}
-        for i in range(30):
-            frame = av.VideoFrame(320, 180, "yuv420p")
-            for plane in frame.planes:
-                plane.update(bytes([i * 8 % 255]) * plane.buffer_size)
-            frame.pts = i
-            out.mux(v.encode(frame))
-        out.mux(v.encode(None))
+    path = make_b_frame_file(tmp_path / "bframes.mp4")
     server = icey(["--source", f"bf={path}", "--no-turn"], config=LOOPBACK)
     _online(server, "bf")
     probe = _probe(server, "bf")

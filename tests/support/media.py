@@ -41,6 +41,25 @@ def make_media_file(path: Path, seconds: float = 2.0, fps: int = 15, size: tuple
     return path
 
 
+def make_b_frame_file(path: Path, frames: int = 30, gop: int = 15) -> Path:
+    """320x180 15 fps H.264 with B-frames (x264's medium preset): browsers stall on them, so the
+    worker transcodes it. A keyframe every `gop` frames exactly; the container from the suffix."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        v = out.add_stream("libx264", rate=15)
+        v.width, v.height, v.pix_fmt = 320, 180, "yuv420p"
+        v.options = {"preset": "medium", "bf": "3", "g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"}
+        for i in range(frames):
+            frame = av.VideoFrame(320, 180, "yuv420p")
+            for plane in frame.planes:
+                plane.update(bytes([i * 8 % 255]) * plane.buffer_size)
+            frame.pts = i
+            out.mux(v.encode(frame))
+        out.mux(v.encode(None))
+    return path
+
+
 def ffprobe(path: Path) -> dict:
     """What ffprobe reads of a file (streams with counted frames, `by_type`, format) and what a
     full decode of it complains about (`decode_errors`, empty for a clean file)."""

@@ -4,10 +4,9 @@ start afresh at the camera's next keyframe, with an IDR that decodes on its own.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import av
 from aiortc.codecs.h264 import H264PayloadDescriptor
+from support.media import make_b_frame_file
 
 from protocol.config import VideoConfig
 from workers.source.taps import SourceStreams
@@ -15,24 +14,8 @@ from workers.webrtc.delivery import Delivery
 from workers.webrtc.media_unit import MediaUnit
 
 
-def _b_frame_file(path: Path, frames: int = 60, gop: int = 10) -> None:
-    """x264 with B-frames: browsers stall on them, so the worker transcodes this video."""
-    with av.open(str(path), "w", format="mpegts") as out:
-        v = out.add_stream("libx264", rate=15)
-        v.width, v.height, v.pix_fmt = 320, 180, "yuv420p"
-        v.options = {"preset": "medium", "bf": "3", "g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"}
-        for i in range(frames):
-            frame = av.VideoFrame(320, 180, "yuv420p")
-            for plane in frame.planes:
-                plane.update(bytes([i * 8 % 255]) * plane.buffer_size)
-            frame.pts = i
-            out.mux(v.encode(frame))
-        out.mux(v.encode(None))
-
-
 def test_a_transcode_runs_only_while_watched_and_resumes_at_a_keyframe(tmp_path):
-    path = tmp_path / "bframes.ts"
-    _b_frame_file(path)
+    path = make_b_frame_file(tmp_path / "bframes.ts", frames=60, gop=10)
     units: list[MediaUnit] = []
     dropped = []
     watching = False
